@@ -1,0 +1,6 @@
+//! pinfeed: a market-data engine for crypto venues.
+#![deny(missing_docs, unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod model;
+pub mod venue;
