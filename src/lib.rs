@@ -3,4 +3,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod model;
+pub mod sim;
+#[cfg(test)]
+pub(crate) mod testutil;
 pub mod venue;

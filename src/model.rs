@@ -677,6 +677,10 @@ pub enum SyncVerdict {
 /// itself when `after_snapshot`), `next` the message to check.
 pub type SyncRule = fn(last: &Sequence, after_snapshot: bool, next: &Sequence) -> SyncVerdict;
 
+/// A venue's book checksum over the top levels of each side, best first, exact as sent
+/// (OKX's CRC32 over `price:size` strings).
+pub type ChecksumFn = fn(bids: &[(Decimal, Decimal)], asks: &[(Decimal, Decimal)]) -> i32;
+
 /// Instruments interned at start-up: `(exchange, symbol)` to a dense [`InstrumentId`].
 ///
 /// Symbols are stored upper case, as the venues send them; lookups are exact. Interning
@@ -784,7 +788,14 @@ mod tests {
 
     #[test]
     fn writes_exact_and_trimmed() {
-        for s in ["0.35210000", "65114.20", "-0.0001", "415", "0.0015", "4714.0"] {
+        for s in [
+            "0.35210000",
+            "65114.20",
+            "-0.0001",
+            "415",
+            "0.0015",
+            "4714.0",
+        ] {
             let mut v = Vec::new();
             d(s).write_exact(&mut v);
             assert_eq!(std::str::from_utf8(&v).unwrap(), s);
@@ -810,10 +821,7 @@ mod tests {
         assert_eq!(d("1.50").to_scaled(1), Ok(15));
         assert_eq!(d("1.55").to_scaled(1), Err(2));
         assert_eq!(d("9000000000").to_scaled(10), Err(u8::MAX));
-        assert_eq!(
-            d("1.5").cmp_value(d("1.50")),
-            std::cmp::Ordering::Equal
-        );
+        assert_eq!(d("1.5").cmp_value(d("1.50")), std::cmp::Ordering::Equal);
     }
 
     #[test]

@@ -71,7 +71,11 @@ pub fn subscriptions_from_wire(_feed: Feed, _ws_url: &str, _sent: &[String]) -> 
 }
 
 /// Futures rule.
-pub fn check_futures_sequence(last: &Sequence, after_snapshot: bool, next: &Sequence) -> SyncVerdict {
+pub fn check_futures_sequence(
+    last: &Sequence,
+    after_snapshot: bool,
+    next: &Sequence,
+) -> SyncVerdict {
     check_sequence(last, after_snapshot, next)
 }
 /// Spot rule.

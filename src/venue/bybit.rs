@@ -72,5 +72,13 @@ pub fn subscriptions_from_wire(_feed: Feed, _ws_url: &str, _sent: &[String]) -> 
 
 /// Linear or inverse.
 pub fn linear_or_inverse(symbol: &str) -> Feed {
-    if symbol.ends_with("USDT") || symbol.ends_with("PERP") || symbol.ends_with("USDC") || symbol.contains('-') { Feed::BybitLinear } else { Feed::BybitInverse }
+    if symbol.ends_with("USDT")
+        || symbol.ends_with("PERP")
+        || symbol.ends_with("USDC")
+        || symbol.contains('-')
+    {
+        Feed::BybitLinear
+    } else {
+        Feed::BybitInverse
+    }
 }

@@ -192,7 +192,9 @@ mod tests {
     #[test]
     fn reads_fields_without_losing_digits() {
         let mut scratch = JsonScratch::new();
-        let mut frame = br#"{"p":"0.35210000","n":0.0015,"i":600859605926,"s":"1652459223003","x":"-5"}"#.to_vec();
+        let mut frame =
+            br#"{"p":"0.35210000","n":0.0015,"i":600859605926,"s":"1652459223003","x":"-5"}"#
+                .to_vec();
         scratch
             .parse(&mut frame, |v| {
                 assert_eq!(decimal_field(v, "p")?, Decimal::new(35210000, 8));

@@ -15,8 +15,8 @@ use std::fmt;
 use simd_json::tape::Value;
 
 use crate::model::{
-    BookBegin, BookEnd, BookSide, DecimalError, Event, Exchange, Instruments, Level, Stamps,
-    SyncRule,
+    BookBegin, BookEnd, BookSide, ChecksumFn, DecimalError, Event, Exchange, Instruments, Level,
+    Stamps, SyncRule,
 };
 
 /// One upstream connection kind. A feed may carry several exchange ids (one OKX socket carries
@@ -383,6 +383,17 @@ pub fn sync_rule(exchange: Exchange) -> SyncRule {
         Exchange::Bybit | Exchange::BybitSpot => bybit::check_sequence,
         Exchange::Okex | Exchange::OkexFutures | Exchange::OkexSwap => okx::check_sequence,
         Exchange::Deribit => deribit::check_sequence,
+    }
+}
+
+/// The book checksum of `exchange` and how many levels per side it covers, for venues that
+/// send one (OKX: 25).
+pub fn checksum_fn(exchange: Exchange) -> Option<(ChecksumFn, usize)> {
+    match exchange {
+        Exchange::Okex | Exchange::OkexFutures | Exchange::OkexSwap => {
+            Some((okx::checksum, okx::CHECKSUM_LEVELS))
+        }
+        _ => None,
     }
 }
 

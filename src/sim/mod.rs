@@ -1,0 +1,3 @@
+//! Venue simulation and recording formats.
+
+pub mod recording;
