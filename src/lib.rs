@@ -2,6 +2,8 @@
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod book;
+pub mod fanout;
 pub mod model;
 pub mod sim;
 #[cfg(test)]

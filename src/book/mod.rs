@@ -1,0 +1,368 @@
+//! Order books: fixed-point L2 books, top of book and bid/ask imbalance, and the engine that
+//! keeps every book in sync with its venue's sequence chain.
+//!
+//! A book knows prices and levels, not any venue's wire format: sync rules and checksums come
+//! in as plain functions from `venue/`.
+
+mod engine;
+
+pub use engine::{BookEngine, BookStats, Disposition, ResyncReason, SyncState, TickerState};
+
+use crate::model::{BookSide, Decimal, MAX_DECIMALS, pow10};
+
+/// One price level: price and size as integers at the book's scales, plus the number of
+/// fraction digits the venue wrote, so the exact text can be rebuilt.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PriceLevel {
+    /// Price in units of `10^-price_scale`.
+    pub price: i64,
+    /// Size in units of `10^-qty_scale`; always positive in a book.
+    pub qty: i64,
+    /// Fraction digits of the price as sent.
+    pub price_decimals: u8,
+    /// Fraction digits of the size as sent.
+    pub qty_decimals: u8,
+}
+
+/// Why a level could not be applied. The book is left unchanged and must resync.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum BookError {
+    /// A price or size does not fit the fixed-point range (after widening the scale).
+    Overflow,
+    /// A negative price or size.
+    Negative,
+}
+
+/// Levels of one side, sorted so that the best level is **last** (bids ascending, asks
+/// descending): updates near the touch, the common case, move the fewest bytes.
+#[derive(Clone, Debug, Default)]
+struct Ladder {
+    levels: Vec<PriceLevel>,
+}
+
+impl Ladder {
+    /// Position of `price`, or where it would be inserted.
+    #[inline]
+    fn find(&self, price: i64, side: BookSide) -> Result<usize, usize> {
+        match side {
+            BookSide::Bid => self.levels.binary_search_by(|l| l.price.cmp(&price)),
+            BookSide::Ask => self.levels.binary_search_by(|l| price.cmp(&l.price)),
+        }
+    }
+}
+
+/// Capacity reserved per side at creation; a deeper book grows once (cold).
+pub const DEFAULT_LEVELS_PER_SIDE: usize = 1024;
+
+/// An L2 order book with fixed-point prices and sizes.
+///
+/// Scales start at 0 decimals and widen (rescaling stored levels, a cold path) the first time a
+/// value needs more digits, so no value is ever rounded. Applying a level does not allocate
+/// while a side holds at most its reserved capacity.
+#[derive(Clone, Debug)]
+pub struct Book {
+    price_scale: u8,
+    qty_scale: u8,
+    bids: Ladder,
+    asks: Ladder,
+}
+
+impl Default for Book {
+    fn default() -> Self {
+        Book::with_capacity(DEFAULT_LEVELS_PER_SIDE)
+    }
+}
+
+impl Book {
+    /// An empty book with room for `levels_per_side` levels on each side.
+    pub fn with_capacity(levels_per_side: usize) -> Book {
+        Book {
+            price_scale: 0,
+            qty_scale: 0,
+            bids: Ladder {
+                levels: Vec::with_capacity(levels_per_side),
+            },
+            asks: Ladder {
+                levels: Vec::with_capacity(levels_per_side),
+            },
+        }
+    }
+
+    /// Removes every level; keeps scales and capacity.
+    pub fn clear(&mut self) {
+        self.bids.levels.clear();
+        self.asks.levels.clear();
+    }
+
+    /// Fraction digits of stored prices.
+    pub fn price_scale(&self) -> u8 {
+        self.price_scale
+    }
+
+    /// Fraction digits of stored sizes.
+    pub fn qty_scale(&self) -> u8 {
+        self.qty_scale
+    }
+
+    /// Number of levels on `side`.
+    pub fn depth(&self, side: BookSide) -> usize {
+        self.ladder(side).levels.len()
+    }
+
+    fn ladder(&self, side: BookSide) -> &Ladder {
+        match side {
+            BookSide::Bid => &self.bids,
+            BookSide::Ask => &self.asks,
+        }
+    }
+
+    /// Sets the size at `price` on `side` (absolute); a zero size deletes the level. Deleting a
+    /// level the book does not hold is a no-op (Binance and OKX do send such deletes).
+    ///
+    /// # Errors
+    /// [`BookError::Overflow`] when a value does not fit `i64` at the needed scale,
+    /// [`BookError::Negative`] for a negative value. The book is unchanged.
+    #[inline]
+    pub fn apply(&mut self, side: BookSide, price: Decimal, qty: Decimal) -> Result<(), BookError> {
+        if price.mantissa < 0 || qty.mantissa < 0 {
+            return Err(BookError::Negative);
+        }
+        let p = loop {
+            match price.to_scaled(self.price_scale) {
+                Ok(p) => break p,
+                Err(u8::MAX) => return Err(BookError::Overflow),
+                Err(needed) => self.widen_price_scale(needed)?,
+            }
+        };
+        let q = loop {
+            match qty.to_scaled(self.qty_scale) {
+                Ok(q) => break q,
+                Err(u8::MAX) => return Err(BookError::Overflow),
+                Err(needed) => self.widen_qty_scale(needed)?,
+            }
+        };
+        let ladder = match side {
+            BookSide::Bid => &mut self.bids,
+            BookSide::Ask => &mut self.asks,
+        };
+        match ladder.find(p, side) {
+            Ok(i) => {
+                if q == 0 {
+                    ladder.levels.remove(i);
+                } else {
+                    let l = &mut ladder.levels[i];
+                    l.qty = q;
+                    l.qty_decimals = qty.decimals;
+                }
+            }
+            Err(i) => {
+                if q != 0 {
+                    ladder.levels.insert(
+                        i,
+                        PriceLevel {
+                            price: p,
+                            qty: q,
+                            price_decimals: price.decimals,
+                            qty_decimals: qty.decimals,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn widen_price_scale(&mut self, needed: u8) -> Result<(), BookError> {
+        if needed > MAX_DECIMALS {
+            return Err(BookError::Overflow);
+        }
+        let mul = pow10(needed - self.price_scale);
+        for l in self.bids.levels.iter().chain(self.asks.levels.iter()) {
+            l.price.checked_mul(mul).ok_or(BookError::Overflow)?;
+        }
+        for l in self
+            .bids
+            .levels
+            .iter_mut()
+            .chain(self.asks.levels.iter_mut())
+        {
+            l.price *= mul;
+        }
+        self.price_scale = needed;
+        Ok(())
+    }
+
+    #[cold]
+    fn widen_qty_scale(&mut self, needed: u8) -> Result<(), BookError> {
+        if needed > MAX_DECIMALS {
+            return Err(BookError::Overflow);
+        }
+        let mul = pow10(needed - self.qty_scale);
+        for l in self.bids.levels.iter().chain(self.asks.levels.iter()) {
+            l.qty.checked_mul(mul).ok_or(BookError::Overflow)?;
+        }
+        for l in self
+            .bids
+            .levels
+            .iter_mut()
+            .chain(self.asks.levels.iter_mut())
+        {
+            l.qty *= mul;
+        }
+        self.qty_scale = needed;
+        Ok(())
+    }
+
+    /// Levels of `side`, best first, as stored.
+    pub fn levels(&self, side: BookSide) -> impl Iterator<Item = &PriceLevel> {
+        self.ladder(side).levels.iter().rev()
+    }
+
+    /// Levels of `side`, best first, as exact decimals `(price, size)` written as the venue
+    /// wrote them.
+    pub fn decimal_levels(&self, side: BookSide) -> impl Iterator<Item = (Decimal, Decimal)> + '_ {
+        let (ps, qs) = (self.price_scale, self.qty_scale);
+        self.levels(side).map(move |l| {
+            (
+                to_decimal(l.price, ps, l.price_decimals),
+                to_decimal(l.qty, qs, l.qty_decimals),
+            )
+        })
+    }
+
+    /// Best level of `side` as exact decimals.
+    pub fn best(&self, side: BookSide) -> Option<(Decimal, Decimal)> {
+        self.decimal_levels(side).next()
+    }
+
+    /// Best bid `(price, size)`.
+    pub fn best_bid(&self) -> Option<(Decimal, Decimal)> {
+        self.best(BookSide::Bid)
+    }
+
+    /// Best ask `(price, size)`.
+    pub fn best_ask(&self) -> Option<(Decimal, Decimal)> {
+        self.best(BookSide::Ask)
+    }
+
+    /// Bid share of the top `n` levels of each side, in percent:
+    /// `100 * Σ bid size / (Σ bid size + Σ ask size)`. A side with fewer levels uses those it
+    /// has; `None` when both sides are empty (or all sizes are zero).
+    pub fn imbalance(&self, n: usize) -> Option<f64> {
+        let bid: i128 = self
+            .levels(BookSide::Bid)
+            .take(n)
+            .map(|l| i128::from(l.qty))
+            .sum();
+        let ask: i128 = self
+            .levels(BookSide::Ask)
+            .take(n)
+            .map(|l| i128::from(l.qty))
+            .sum();
+        let total = bid + ask;
+        if total == 0 {
+            None
+        } else {
+            Some(100.0 * bid as f64 / total as f64)
+        }
+    }
+
+    /// Copies up to `out.len()` best levels of `side` into `out` as exact decimals; returns how
+    /// many. No allocation (used for checksums).
+    pub fn top_into(&self, side: BookSide, out: &mut [(Decimal, Decimal)]) -> usize {
+        let mut n = 0;
+        for (slot, level) in out.iter_mut().zip(self.decimal_levels(side)) {
+            *slot = level;
+            n += 1;
+        }
+        n
+    }
+}
+
+/// Rebuilds the exact decimal of a stored value: `value` at `scale`, written with `decimals`
+/// fraction digits.
+#[inline]
+fn to_decimal(value: i64, scale: u8, decimals: u8) -> Decimal {
+    if decimals >= scale {
+        Decimal::new(value * pow10(decimals - scale), decimals)
+    } else {
+        Decimal::new(value / pow10(scale - decimals), decimals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::parse(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn keeps_sorted_sides_and_exact_text() {
+        let mut b = Book::default();
+        b.apply(BookSide::Bid, d("100.5"), d("1.000")).unwrap();
+        b.apply(BookSide::Bid, d("101.25"), d("2")).unwrap();
+        b.apply(BookSide::Bid, d("99"), d("3")).unwrap();
+        b.apply(BookSide::Ask, d("102.0"), d("0.5")).unwrap();
+        b.apply(BookSide::Ask, d("103"), d("1")).unwrap();
+        assert_eq!(b.best_bid(), Some((d("101.25"), d("2"))));
+        assert_eq!(b.best_ask(), Some((d("102.0"), d("0.5"))));
+        let bids: Vec<_> = b
+            .decimal_levels(BookSide::Bid)
+            .map(|(p, _)| p.to_string())
+            .collect();
+        assert_eq!(bids, ["101.25", "100.5", "99"]);
+        let qty: Vec<_> = b
+            .decimal_levels(BookSide::Bid)
+            .map(|(_, q)| q.to_string())
+            .collect();
+        assert_eq!(qty, ["2", "1.000", "3"]);
+        assert_eq!(b.price_scale(), 2);
+    }
+
+    #[test]
+    fn deletes_and_ignores_unknown_deletes() {
+        let mut b = Book::default();
+        b.apply(BookSide::Ask, d("10"), d("1")).unwrap();
+        b.apply(BookSide::Ask, d("11"), d("0")).unwrap();
+        assert_eq!(b.depth(BookSide::Ask), 1);
+        b.apply(BookSide::Ask, d("10.0"), d("0")).unwrap();
+        assert_eq!(b.depth(BookSide::Ask), 0);
+        assert_eq!(b.best_ask(), None);
+    }
+
+    #[test]
+    fn overflow_and_negative_leave_book_unchanged() {
+        let mut b = Book::default();
+        b.apply(BookSide::Bid, d("9000000000"), d("1")).unwrap();
+        assert_eq!(
+            b.apply(BookSide::Bid, d("1.0000000001"), d("1")),
+            Err(BookError::Overflow)
+        );
+        assert_eq!(b.best_bid(), Some((d("9000000000"), d("1"))));
+        assert_eq!(
+            b.apply(BookSide::Bid, d("1"), d("-1")),
+            Err(BookError::Negative)
+        );
+        assert_eq!(b.depth(BookSide::Bid), 1);
+    }
+
+    #[test]
+    fn imbalance_over_top_levels() {
+        let mut b = Book::default();
+        assert_eq!(b.imbalance(5), None);
+        b.apply(BookSide::Bid, d("10"), d("3")).unwrap();
+        assert_eq!(b.imbalance(5), Some(100.0));
+        b.apply(BookSide::Ask, d("11"), d("1")).unwrap();
+        assert_eq!(b.imbalance(5), Some(75.0));
+        for i in 0..10 {
+            b.apply(BookSide::Ask, Decimal::new(12 + i, 0), d("1"))
+                .unwrap();
+        }
+        // top 5: bids 3, asks 5 -> 37.5; top 20: bids 3, asks 11
+        assert_eq!(b.imbalance(5), Some(37.5));
+        assert_eq!(b.imbalance(20), Some(100.0 * 3.0 / 14.0));
+    }
+}

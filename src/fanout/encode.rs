@@ -1,0 +1,393 @@
+//! Encodes normalized events as tardis-machine JSON messages (`trade`, `book_change`,
+//! `book_ticker`, `derivative_ticker`, `liquidation`), byte-exact to its wire format:
+//! numbers as JSON numbers in JavaScript's shortest form, ids as strings, ISO-8601 UTC
+//! timestamps, absent fields omitted (never `null`). Reference: `PROTOCOL.md` section 2.
+//!
+//! Encoding appends to a caller-owned `Vec<u8>`; once it has grown to the largest message no
+//! allocation happens.
+
+use crate::book::TickerState;
+use crate::model::{BookSide, BookTicker, Decimal, Exchange, Level, Liquidation, Trade};
+
+/// Appends a JSON string literal (escaping `"`, `\` and control characters).
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for &b in s.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0..=0x1f => {
+                out.extend_from_slice(b"\\u00");
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 15) as usize]);
+            }
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
+}
+
+/// Appends a decimal as JavaScript's `Number(text)` would print it: shortest form, trailing
+/// zeros dropped, exponent notation below 1e-6 (`4e-7`, `1.5e-7`).
+pub fn write_number(out: &mut Vec<u8>, d: Decimal) {
+    let sig = d.significant_decimals();
+    let m = if sig < d.decimals {
+        d.mantissa / crate::model::pow10(d.decimals - sig)
+    } else {
+        d.mantissa
+    };
+    if m == 0 {
+        out.push(b'0');
+        return;
+    }
+    // value = m * 10^-sig; JS switches to exponent notation when |value| < 1e-6
+    let digits = count_digits(m.unsigned_abs());
+    let exponent = digits as i32 - 1 - i32::from(sig); // position of the leading digit
+    if exponent < -6 {
+        if m < 0 {
+            out.push(b'-');
+        }
+        let mut buf = itoa::Buffer::new();
+        let s = buf.format(m.unsigned_abs()).as_bytes();
+        out.push(s[0]);
+        if s.len() > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&s[1..]);
+        }
+        out.extend_from_slice(b"e-");
+        let mut buf = itoa::Buffer::new();
+        out.extend_from_slice(buf.format(-exponent).as_bytes());
+    } else {
+        crate::model::write_scaled(out, m, sig, true);
+    }
+}
+
+fn count_digits(mut v: u64) -> u32 {
+    let mut n = 1;
+    while v >= 10 {
+        v /= 10;
+        n += 1;
+    }
+    n
+}
+
+/// Appends unix ns as a quoted ISO-8601 UTC time: 3 fraction digits when the time is a whole
+/// millisecond (or `millis_only`), else 6 (microseconds), as tardis-machine prints them.
+pub fn write_timestamp(out: &mut Vec<u8>, unix_ns: i64, millis_only: bool) {
+    let secs = unix_ns.div_euclid(1_000_000_000);
+    let nanos = unix_ns.rem_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, mo, d) = civil_from_days(days);
+    out.push(b'"');
+    let mut year = [b'0'; 4];
+    let mut yv = y.clamp(0, 9999);
+    for slot in year.iter_mut().rev() {
+        *slot = b'0' + (yv % 10) as u8;
+        yv /= 10;
+    }
+    out.extend_from_slice(&year);
+    let two = |out: &mut Vec<u8>, sep: u8, v: i64| {
+        out.push(sep);
+        out.push(b'0' + (v / 10) as u8);
+        out.push(b'0' + (v % 10) as u8);
+    };
+    two(out, b'-', mo);
+    two(out, b'-', d);
+    two(out, b'T', sod / 3600);
+    two(out, b':', sod / 60 % 60);
+    two(out, b':', sod % 60);
+    out.push(b'.');
+    let micros = nanos / 1000;
+    let (value, width) = if millis_only || micros % 1000 == 0 {
+        (micros / 1000, 3)
+    } else {
+        (micros, 6)
+    };
+    let mut digits = [b'0'; 6];
+    let mut v = value;
+    for i in (0..width).rev() {
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.extend_from_slice(&digits[..width]);
+    out.extend_from_slice(b"Z\"");
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+/// Algorithm: Howard Hinnant, "chrono-Compatible Low-Level Date Algorithms", `civil_from_days`.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn head(out: &mut Vec<u8>, kind: &str, exchange: Exchange, symbol: &str) {
+    out.extend_from_slice(b"{\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"symbol\":");
+    write_str(out, symbol);
+    out.extend_from_slice(b",\"exchange\":\"");
+    out.extend_from_slice(exchange.id().as_bytes());
+    out.push(b'"');
+}
+
+fn field_number(out: &mut Vec<u8>, name: &str, v: Option<Decimal>) {
+    if let Some(v) = v {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        write_number(out, v);
+    }
+}
+
+fn times(out: &mut Vec<u8>, exch_ts_ns: i64, recv_ts_ns: i64) {
+    out.extend_from_slice(b",\"timestamp\":");
+    // tardis: the exchange time, falling back to the local time when the venue gives none
+    let ts = if exch_ts_ns != 0 {
+        exch_ts_ns
+    } else {
+        recv_ts_ns
+    };
+    write_timestamp(out, ts, false);
+    out.extend_from_slice(b",\"localTimestamp\":");
+    write_timestamp(out, recv_ts_ns, true);
+}
+
+/// A `trade` message.
+pub fn trade(out: &mut Vec<u8>, exchange: Exchange, symbol: &str, t: &Trade) {
+    head(out, "trade", exchange, symbol);
+    if let Some(id) = &t.id {
+        out.extend_from_slice(b",\"id\":");
+        write_str(out, id.as_str());
+    }
+    field_number(out, "price", Some(t.price));
+    field_number(out, "amount", Some(t.qty));
+    out.extend_from_slice(b",\"side\":\"");
+    out.extend_from_slice(t.side.as_str().as_bytes());
+    out.push(b'"');
+    times(out, t.stamps.exch_ts_ns, t.stamps.recv_ts_ns);
+    out.push(b'}');
+}
+
+/// A `liquidation` message.
+pub fn liquidation(out: &mut Vec<u8>, exchange: Exchange, symbol: &str, l: &Liquidation) {
+    head(out, "liquidation", exchange, symbol);
+    if let Some(id) = &l.id {
+        out.extend_from_slice(b",\"id\":");
+        write_str(out, id.as_str());
+    }
+    field_number(out, "price", Some(l.price));
+    field_number(out, "amount", Some(l.qty));
+    out.extend_from_slice(b",\"side\":\"");
+    out.extend_from_slice(l.side.as_str().as_bytes());
+    out.push(b'"');
+    times(out, l.stamps.exch_ts_ns, l.stamps.recv_ts_ns);
+    out.push(b'}');
+}
+
+/// A `book_ticker` message.
+pub fn book_ticker(out: &mut Vec<u8>, exchange: Exchange, symbol: &str, t: &BookTicker) {
+    head(out, "book_ticker", exchange, symbol);
+    field_number(out, "askAmount", t.ask_qty);
+    field_number(out, "askPrice", t.ask_price);
+    field_number(out, "bidPrice", t.bid_price);
+    field_number(out, "bidAmount", t.bid_qty);
+    times(out, t.stamps.exch_ts_ns, t.stamps.recv_ts_ns);
+    out.push(b'}');
+}
+
+/// A `derivative_ticker` message from merged state (every last-known field).
+pub fn derivative_ticker(out: &mut Vec<u8>, exchange: Exchange, symbol: &str, s: &TickerState) {
+    let m = &s.merged;
+    head(out, "derivative_ticker", exchange, symbol);
+    field_number(out, "lastPrice", m.last_price);
+    field_number(out, "openInterest", m.open_interest);
+    field_number(out, "fundingRate", m.funding_rate);
+    if let Some(ts) = m.funding_ts_ns {
+        out.extend_from_slice(b",\"fundingTimestamp\":");
+        write_timestamp(out, ts, false);
+    }
+    field_number(out, "predictedFundingRate", m.predicted_funding_rate);
+    field_number(out, "indexPrice", m.index_price);
+    field_number(out, "markPrice", m.mark_price);
+    times(out, s.max_exch_ts_ns, m.stamps.recv_ts_ns);
+    out.push(b'}');
+}
+
+/// Builds one `book_change` message from a streamed book message (levels arrive in venue
+/// order, bids and asks interleaved). Reuses its buffers.
+#[derive(Default)]
+pub struct BookChangeWriter {
+    bids: Vec<u8>,
+    asks: Vec<u8>,
+}
+
+impl BookChangeWriter {
+    /// Starts a new message.
+    pub fn begin(&mut self) {
+        self.bids.clear();
+        self.asks.clear();
+    }
+
+    /// Adds one level.
+    pub fn level(&mut self, l: &Level) {
+        let buf = match l.side {
+            BookSide::Bid => &mut self.bids,
+            BookSide::Ask => &mut self.asks,
+        };
+        if !buf.is_empty() {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(b"{\"price\":");
+        write_number(buf, l.price);
+        buf.extend_from_slice(b",\"amount\":");
+        write_number(buf, l.qty);
+        buf.push(b'}');
+    }
+
+    /// Appends the finished `book_change` message to `out`.
+    pub fn finish(
+        &self,
+        out: &mut Vec<u8>,
+        exchange: Exchange,
+        symbol: &str,
+        is_snapshot: bool,
+        exch_ts_ns: i64,
+        recv_ts_ns: i64,
+    ) {
+        head(out, "book_change", exchange, symbol);
+        out.extend_from_slice(if is_snapshot {
+            b",\"isSnapshot\":true,\"bids\":["
+        } else {
+            b",\"isSnapshot\":false,\"bids\":["
+        });
+        out.extend_from_slice(&self.bids);
+        out.extend_from_slice(b"],\"asks\":[");
+        out.extend_from_slice(&self.asks);
+        out.push(b']');
+        times(out, exch_ts_ns, recv_ts_ns);
+        out.push(b'}');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ShortId, Side, Stamps};
+
+    fn d(s: &str) -> Decimal {
+        Decimal::parse(s.as_bytes()).unwrap()
+    }
+
+    fn num(s: &str) -> String {
+        let mut v = Vec::new();
+        write_number(&mut v, d(s));
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn numbers_in_js_shortest_form() {
+        assert_eq!(num("7996.00"), "7996");
+        assert_eq!(num("0.00002257"), "0.00002257");
+        assert_eq!(num("0.0000004"), "4e-7");
+        assert_eq!(num("0.00000015"), "1.5e-7");
+        assert_eq!(num("0.000001"), "0.000001");
+        assert_eq!(num("-0.50"), "-0.5");
+        assert_eq!(num("0.000"), "0");
+        assert_eq!(num("11343.67"), "11343.67");
+    }
+
+    fn ts(ns: i64, millis_only: bool) -> String {
+        let mut v = Vec::new();
+        write_timestamp(&mut v, ns, millis_only);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn timestamps_like_tardis() {
+        // 2019-10-23T10:32:49.669Z = 1571826769669 ms
+        assert_eq!(
+            ts(1_571_826_769_669_000_000, false),
+            "\"2019-10-23T10:32:49.669Z\""
+        );
+        assert_eq!(
+            ts(1_559_347_210_426_995_000, false),
+            "\"2019-06-01T00:00:10.426995Z\""
+        );
+        assert_eq!(
+            ts(1_559_347_210_426_995_000, true),
+            "\"2019-06-01T00:00:10.426Z\""
+        );
+        assert_eq!(ts(0, false), "\"1970-01-01T00:00:00.000Z\"");
+        assert_eq!(
+            ts(951_782_400_000_000_000, false),
+            "\"2000-02-29T00:00:00.000Z\""
+        );
+    }
+
+    #[test]
+    fn trade_matches_the_protocol_example() {
+        // PROTOCOL.md section 5, "map binance futures messages 12"
+        let t = Trade {
+            instrument: Default::default(),
+            id: Some(ShortId::new("173525189")),
+            price: d("11343.67"),
+            qty: d("0.467"),
+            side: Side::Sell,
+            stamps: Stamps {
+                exch_ts_ns: 1_596_240_000_519_000_000,
+                recv_ts_ns: 1_567_296_001_275_000_000,
+                recv_mono_ns: 0,
+            },
+        };
+        let mut out = Vec::new();
+        trade(&mut out, Exchange::BinanceFutures, "BTCUSDT", &t);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"type":"trade","symbol":"BTCUSDT","exchange":"binance-futures","id":"173525189","price":11343.67,"amount":0.467,"side":"sell","timestamp":"2020-08-01T00:00:00.519Z","localTimestamp":"2019-09-01T00:00:01.275Z"}"#
+        );
+    }
+
+    #[test]
+    fn book_change_groups_sides() {
+        let mut w = BookChangeWriter::default();
+        w.begin();
+        w.level(&Level {
+            side: BookSide::Bid,
+            price: d("217.80"),
+            qty: d("0"),
+        });
+        w.level(&Level {
+            side: BookSide::Ask,
+            price: d("219.2"),
+            qty: d("64903"),
+        });
+        w.level(&Level {
+            side: BookSide::Ask,
+            price: d("219.1"),
+            qty: d("19343"),
+        });
+        let mut out = Vec::new();
+        w.finish(
+            &mut out,
+            Exchange::Deribit,
+            "ETH-PERPETUAL",
+            false,
+            1_564_617_654_272_000_000,
+            1_559_347_228_619_000_000,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"type":"book_change","symbol":"ETH-PERPETUAL","exchange":"deribit","isSnapshot":false,"bids":[{"price":217.8,"amount":0}],"asks":[{"price":219.2,"amount":64903},{"price":219.1,"amount":19343}],"timestamp":"2019-08-01T00:00:54.272Z","localTimestamp":"2019-06-01T00:00:28.619Z"}"#
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! Fan-out to clients: the tardis-machine wire format (more to come with `pinfeed run`).
+
+pub mod encode;
