@@ -5,6 +5,7 @@
 pub mod book;
 pub mod fanout;
 pub mod model;
+pub mod replay;
 pub mod sim;
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -213,6 +213,7 @@ pub struct BookEngine {
     current: InstrumentId,
     disposition: Disposition,
     message_ok: bool,
+    ticker_changed: bool,
     resync_requests: Vec<InstrumentId>,
     checksum_scratch: Vec<(Decimal, Decimal)>,
     checksum_scratch_asks: Vec<(Decimal, Decimal)>,
@@ -232,6 +233,7 @@ impl BookEngine {
             current: InstrumentId(0),
             disposition: Disposition::Idle,
             message_ok: true,
+            ticker_changed: false,
             resync_requests: Vec::with_capacity(1024),
             checksum_scratch: vec![(Decimal::ZERO, Decimal::ZERO); 64],
             checksum_scratch_asks: vec![(Decimal::ZERO, Decimal::ZERO); 64],
@@ -305,6 +307,12 @@ impl BookEngine {
             self.disposition,
             Disposition::Apply | Disposition::ApplySnapshot
         ) && self.message_ok
+    }
+
+    /// True when the last derivative ticker event changed a merged value (tardis-machine emits
+    /// `derivative_ticker` only then).
+    pub fn last_ticker_changed(&self) -> bool {
+        self.ticker_changed
     }
 
     /// Takes the instruments that need a fresh snapshot (in order, no duplicates per take).
@@ -523,7 +531,9 @@ impl BookEngine {
                     .get_mut(t.instrument.index())
                     .filter(|s| s.registered)
                 {
-                    s.ticker.merge(t);
+                    self.ticker_changed = s.ticker.merge(t);
+                } else {
+                    self.ticker_changed = false;
                 }
                 Disposition::Idle
             }
