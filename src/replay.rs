@@ -130,12 +130,13 @@ impl Replay {
             let mut conns: Vec<(String, usize)> = Vec::new();
             for conn in rec.ws_connections() {
                 let addr = rec.connect_addr(&conn).unwrap_or_default().to_string();
-                let feed =
-                    feed_from_url(&addr, &rec.exchange).ok_or_else(|| ReplayError::UnknownVenue {
+                let feed = feed_from_url(&addr, &rec.exchange).ok_or_else(|| {
+                    ReplayError::UnknownVenue {
                         path: rec.path.display().to_string(),
                         conn: conn.clone(),
                         addr: addr.clone(),
-                    })?;
+                    }
+                })?;
                 let idx = match r.reports.iter().position(|f| f.feed == feed) {
                     Some(i) => i,
                     None => {
@@ -516,4 +517,3 @@ pub struct BookTotals {
     /// Times a book left `synced`.
     pub resyncs: u64,
 }
-

@@ -1,0 +1,78 @@
+//! Shared by the benches: real frames from the recordings, and criterion ratio reports.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use pinfeed::model::Instruments;
+use pinfeed::sim::recording::{Record, Recording, data_dir};
+use pinfeed::venue::{Feed, feed_from_url};
+
+/// Every received frame of every recording, with its feed, in recorded order, plus REST
+/// bodies as `(feed, Some(url), body)`.
+pub fn frames() -> (Instruments, Vec<(Feed, Option<String>, Vec<u8>)>) {
+    let dir = data_dir().join("recordings");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".jsonl.zst"))
+        .collect();
+    paths.sort();
+    let recs: Vec<Recording> = paths.iter().map(|p| Recording::open(p).unwrap()).collect();
+    let instruments = pinfeed::replay::Replay::prepare(&recs).unwrap().instruments;
+    let mut out = Vec::new();
+    for rec in recs {
+        let conns: Vec<(String, Feed)> = rec
+            .ws_connections()
+            .into_iter()
+            .map(|c| {
+                let feed = feed_from_url(rec.connect_addr(&c).unwrap(), &rec.exchange).unwrap();
+                (c, feed)
+            })
+            .collect();
+        for r in &rec.records {
+            match r {
+                Record::Recv { conn, data, .. } => {
+                    let feed = conns.iter().find(|c| &c.0 == conn).unwrap().1;
+                    out.push((feed, None, data.as_bytes().to_vec()));
+                }
+                Record::Http { url, data, .. } => {
+                    out.push((conns[0].1, Some(url.clone()), data.as_bytes().to_vec()));
+                }
+                _ => {}
+            }
+        }
+    }
+    (instruments, out)
+}
+
+/// Mean time of a finished criterion benchmark, ns, from `target/criterion`.
+pub fn mean_ns(group: &str, id: &str) -> Option<f64> {
+    let base = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let path = Path::new(&base)
+        .join("criterion")
+        .join(group)
+        .join(id)
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["mean"]["point_estimate"].as_f64()
+}
+
+/// Prints `group: baseline / ours = ratio` for each baseline.
+pub fn print_ratios(group: &str, ours: &str, baselines: &[&str], items: u64) {
+    let Some(o) = mean_ns(group, ours) else {
+        return;
+    };
+    let mut line = format!("{group:<34} {ours} {:>9.1} ns/msg", o / items.max(1) as f64);
+    for b in baselines {
+        if let Some(t) = mean_ns(group, b) {
+            line.push_str(&format!(
+                "  {b} {:>9.1} ns/msg ({:.2}x)",
+                t / items.max(1) as f64,
+                t / o
+            ));
+        }
+    }
+    println!("{line}");
+}
