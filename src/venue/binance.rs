@@ -775,6 +775,9 @@ pub fn open_interest_url(feed: Feed, rest_base: &str, symbol: &str) -> Option<St
     ))
 }
 
+/// How often open interest is polled, ms (tardis-machine polls every 5 s or more).
+pub const OPEN_INTEREST_POLL_MS: u64 = 5_000;
+
 /// The connection plan of `feed` for `subs` (see [`super::connect_plan`]).
 ///
 /// One combined-stream URL, `{ws_base}/stream?streams=a/b/c`, with lower-case stream names:
@@ -785,7 +788,7 @@ pub fn open_interest_url(feed: Feed, rest_base: &str, symbol: &str) -> Option<St
 /// (spot has neither). No subscribe frames. One REST snapshot URL per book symbol
 /// (`/api/v3/depth`, `/fapi/v1/depth` or `/dapi/v1/depth`, `limit=1000`). No keep-alive:
 /// Binance sends WebSocket pings and the client answers with pongs. Open interest is REST
-/// only: see [`open_interest_url`].
+/// only: polled every [`OPEN_INTEREST_POLL_MS`] through `poll_urls` ([`open_interest_url`]).
 ///
 /// Binance caps a connection at 1024 streams (spot) or 200 (futures); the caller splits
 /// larger subscription sets over several connections.
@@ -799,6 +802,7 @@ pub fn connect_plan(
     let rest_base = rest_base.trim_end_matches('/');
     let mut streams: Vec<String> = Vec::new();
     let mut snapshot_urls = Vec::new();
+    let mut poll_urls = Vec::new();
     for sub in subs {
         let lower = sub.symbol.to_ascii_lowercase();
         let upper = sub.symbol.to_ascii_uppercase();
@@ -821,6 +825,9 @@ pub fn connect_plan(
         if derivatives && sub.channels.contains(Channels::DERIVATIVE_TICKER) {
             streams.push(format!("{lower}@markPrice@1s"));
             streams.push(format!("{lower}@ticker"));
+            if let Some(url) = open_interest_url(feed, rest_base, &upper) {
+                poll_urls.push((upper.clone(), url, OPEN_INTEREST_POLL_MS));
+            }
         }
         if derivatives && sub.channels.contains(Channels::LIQUIDATIONS) {
             streams.push(format!("{lower}@forceOrder"));
@@ -834,6 +841,7 @@ pub fn connect_plan(
         ),
         subscribe_frames: Vec::new(),
         snapshot_urls,
+        poll_urls,
         keepalive: None,
     }
 }

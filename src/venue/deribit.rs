@@ -225,6 +225,7 @@ pub fn connect_plan(
         ws_url: ws_base.to_string(),
         subscribe_frames,
         snapshot_urls: Vec::new(),
+        poll_urls: Vec::new(),
         keepalive: None,
     }
 }

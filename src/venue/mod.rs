@@ -163,6 +163,9 @@ pub struct ConnectPlan {
     pub subscribe_frames: Vec<String>,
     /// REST URLs whose bodies seed books (Binance depth snapshots), one per book symbol.
     pub snapshot_urls: Vec<(String, String)>,
+    /// REST URLs to poll, `(symbol, url, period_ms)`; bodies go to `parse_rest` (Binance open
+    /// interest, which has no stream: every 5,000 ms at the least).
+    pub poll_urls: Vec<(String, String, u64)>,
     /// A keep-alive text frame the venue expects and how often, in ms (Bybit `{"op":"ping"}`
     /// every 20 s, OKX `ping` every 25 s); `None` where WebSocket pings suffice.
     pub keepalive: Option<(String, u64)>,
