@@ -116,11 +116,12 @@ fn main() {
             let mut acc = 0i64;
             for op in &ops {
                 match *op {
-                    Op::Clear(i) => books[i].clear(),
+                    Op::Clear(i) => books[i].begin_snapshot(),
                     Op::Level(i, side, p, q) => {
                         let _ = books[i].apply(side, p, q);
                     }
                     Op::End(i) => {
+                        books[i].end_snapshot();
                         let book = &books[i];
                         acc ^= book.best_bid().map_or(0, |l| l.0.mantissa)
                             ^ book.best_ask().map_or(0, |l| l.0.mantissa)

@@ -170,7 +170,48 @@ impl Decimal {
     /// # Errors
     /// [`DecimalError::Empty`], [`DecimalError::Invalid`] for anything else, and
     /// [`DecimalError::Overflow`] past 18 digits of mantissa or 18 decimals.
+    #[inline]
     pub fn parse(text: &[u8]) -> Result<Decimal, DecimalError> {
+        // Fast path: `[-]digits[.digits]` with at most 18 digits, the shape of nearly every
+        // venue number: no overflow is possible, so no per-digit checks.
+        let (negative, body) = match text.first() {
+            Some(b'-') => (true, &text[1..]),
+            _ => (false, text),
+        };
+        if body.len() <= 19 {
+            let mut mantissa: u64 = 0;
+            let mut dot = usize::MAX;
+            let mut plain = true;
+            for (i, &c) in body.iter().enumerate() {
+                let digit = c.wrapping_sub(b'0');
+                if digit < 10 {
+                    mantissa = mantissa * 10 + u64::from(digit);
+                } else if c == b'.' && dot == usize::MAX {
+                    dot = i;
+                } else {
+                    plain = false;
+                    break;
+                }
+            }
+            let digits = body.len() - usize::from(dot != usize::MAX);
+            if plain && digits > 0 && digits <= 18 {
+                let decimals = if dot == usize::MAX {
+                    0
+                } else {
+                    (body.len() - dot - 1) as u8
+                };
+                let m = mantissa as i64;
+                return Ok(Decimal {
+                    mantissa: if negative { -m } else { m },
+                    decimals,
+                });
+            }
+        }
+        Decimal::parse_slow(text)
+    }
+
+    #[cold]
+    fn parse_slow(text: &[u8]) -> Result<Decimal, DecimalError> {
         if text.is_empty() {
             return Err(DecimalError::Empty);
         }
@@ -822,6 +863,26 @@ mod tests {
         assert_eq!(d("1.55").to_scaled(1), Err(2));
         assert_eq!(d("9000000000").to_scaled(10), Err(u8::MAX));
         assert_eq!(d("1.5").cmp_value(d("1.50")), std::cmp::Ordering::Equal);
+    }
+
+    proptest::proptest! {
+        /// The fast path agrees with the general parser on every plain decimal shape.
+        #[test]
+        fn fast_path_matches_general_parser(text in "-?[0-9]{0,21}(\\.[0-9]{0,21})?") {
+            proptest::prop_assert_eq!(
+                Decimal::parse(text.as_bytes()),
+                Decimal::parse_slow(text.as_bytes())
+            );
+        }
+
+        /// Exact text survives a parse and write round trip.
+        #[test]
+        fn exact_text_round_trips(int in 0u64..1_000_000_000, frac in "[0-9]{0,8}") {
+            let text = if frac.is_empty() { int.to_string() } else { format!("{int}.{frac}") };
+            let mut out = Vec::new();
+            Decimal::parse(text.as_bytes()).unwrap().write_exact(&mut out);
+            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), text);
+        }
     }
 
     #[test]

@@ -165,6 +165,11 @@ impl Replay {
                 match record {
                     Record::Http { ts, url, data, .. } => {
                         if let Some(feed) = rest_feed {
+                            if !venue::rest_body_wanted(r.reports[feed].feed, url) {
+                                // instrument lists and the like: counted, never read
+                                r.reports[feed].rest_bodies += 1;
+                                continue;
+                            }
                             r.work.push(Work {
                                 feed,
                                 kind: WorkKind::Rest { url: url.clone() },
@@ -200,6 +205,8 @@ impl Replay {
 
     /// Runs every prepared frame through parser and books. `observe` sees each event after
     /// the book engine has applied it; `events_out` receives normalized events as JSON lines.
+    /// Each frame is copied into a scratch buffer first (as ingest copies out of its socket
+    /// buffer), so the replay can be run again; counters accumulate.
     ///
     /// # Errors
     /// [`ReplayError::Io`] when writing `events_out` fails.
@@ -209,13 +216,18 @@ impl Replay {
         mut observe: impl FnMut(&Event, &BookEngine, &Instruments),
     ) -> Result<(), ReplayError> {
         let work = std::mem::take(&mut self.work);
+        // frames are parsed in place (simd-json unescapes into them): parse a copy, so the
+        // prepared frames stay intact and `run` can be called again
+        let mut frame: Vec<u8> = Vec::with_capacity(64 * 1024);
         let mut line: Vec<u8> = Vec::with_capacity(64 * 1024);
         let mut change = encode::BookChangeWriter::default();
         let mut book_msg: (bool, Stamps) = (false, Stamps::default());
         let mut out_buf: Vec<u8> = Vec::with_capacity(1 << 20);
         let write_events = events_out.is_some();
-        for mut w in work {
+        for w in &work {
             let start = Instant::now();
+            frame.clear();
+            frame.extend_from_slice(&w.data);
             let report = &mut self.reports[w.feed];
             let engine = &mut self.engine;
             let instruments = &self.instruments;
@@ -294,9 +306,9 @@ impl Replay {
             let parser = &mut self.parsers[w.feed];
             let result = match &w.kind {
                 WorkKind::Rest { url } => {
-                    parser.parse_rest(url, &mut w.data, w.recv, instruments, &mut sink)
+                    parser.parse_rest(url, &mut frame, w.recv, instruments, &mut sink)
                 }
-                WorkKind::Frame => parser.parse_frame(&mut w.data, w.recv, instruments, &mut sink),
+                WorkKind::Frame => parser.parse_frame(&mut frame, w.recv, instruments, &mut sink),
             };
             match (&w.kind, result) {
                 (WorkKind::Rest { .. }, Ok(_)) => report.rest_bodies += 1,
@@ -321,6 +333,7 @@ impl Replay {
                 }
             }
         }
+        self.work = work;
         if let Some(out) = events_out.as_deref_mut() {
             out.write_all(&out_buf)?;
             out.flush()?;

@@ -51,7 +51,7 @@ pub fn mean_ns(group: &str, id: &str) -> Option<f64> {
     let base = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     let path = Path::new(&base)
         .join("criterion")
-        .join(group)
+        .join(group.replace('/', "_"))
         .join(id)
         .join("new/estimates.json");
     let text = std::fs::read_to_string(path).ok()?;

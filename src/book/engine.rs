@@ -370,7 +370,7 @@ impl BookEngine {
                     return self.disposition;
                 };
                 self.disposition = if b.is_snapshot {
-                    s.book.clear();
+                    s.book.begin_snapshot();
                     Disposition::ApplySnapshot
                 } else {
                     match s.state {
@@ -382,7 +382,7 @@ impl BookEngine {
                                     Disposition::Skip
                                 }
                                 SyncVerdict::Reset => {
-                                    s.book.clear();
+                                    s.book.begin_snapshot();
                                     Disposition::ApplySnapshot
                                 }
                                 SyncVerdict::Gap => {
@@ -447,6 +447,7 @@ impl BookEngine {
                 match self.disposition {
                     Disposition::Apply | Disposition::ApplySnapshot => {
                         let s = &mut self.slots[id.index()];
+                        s.book.end_snapshot();
                         if e.aborted {
                             Self::break_chain(
                                 s,

@@ -114,11 +114,11 @@ impl Parser {
         instruments: &Instruments,
         sink: &mut S,
     ) -> Result<FrameKind, ParseError> {
-        let (path, query) = url.split_once('?').unwrap_or((url, ""));
-        let is_depth = path.ends_with("/depth");
-        if !is_depth && !path.ends_with("/openInterest") {
+        if !rest_body_wanted(url) {
             return Ok(FrameKind::Ignored);
         }
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        let is_depth = path.ends_with("/depth");
         let url_symbol = query_param(query, "symbol");
         let cx = Ctx {
             exchange: self.exchange,
@@ -757,6 +757,13 @@ fn depth_path(feed: Feed) -> &'static str {
         Feed::BinanceDelivery => "/dapi/v1/depth",
         _ => "/api/v3/depth",
     }
+}
+
+/// True for the REST URLs whose bodies carry data: depth snapshots (`/depth`) and open
+/// interest (`/openInterest`); `exchangeInfo` and the rest are not parsed.
+pub fn rest_body_wanted(url: &str) -> bool {
+    let path = url.split_once('?').map_or(url, |(p, _)| p);
+    path.ends_with("/depth") || path.ends_with("/openInterest")
 }
 
 /// The REST URL that gives the open interest of `symbol` (`/fapi/v1/openInterest`,

@@ -100,25 +100,23 @@ impl Parser {
             .parse(frame, |root| parse_message(root, recv, instruments, sink))
     }
 
-    /// Parses a REST response body. Deribit books are seeded by the WebSocket snapshot, so no
-    /// REST body yields events: a successful body (`public/get_instruments`, ...) is
+    /// Handles a REST response body. Deribit books are seeded by the WebSocket snapshot, so no
+    /// REST body (`public/get_instruments`, ...) yields events, and none is parsed: always
     /// [`FrameKind::Ignored`].
     ///
     /// # Errors
-    /// [`ParseError::Json`] for a malformed body, [`ParseError::VenueError`] for a JSON-RPC
-    /// error body.
+    /// None; the `Result` matches the other venues.
     pub fn parse_rest<S: Sink>(
         &mut self,
         _url: &str,
-        body: &mut [u8],
+        _body: &mut [u8],
         _recv: Stamps,
         _instruments: &Instruments,
         _sink: &mut S,
     ) -> Result<FrameKind, ParseError> {
-        self.scratch.parse(body, |root| match root.get("error") {
-            Some(e) if !e.is_null() => Err(ParseError::VenueError),
-            _ => Ok(FrameKind::Ignored),
-        })
+        // Deribit books start from the WebSocket snapshot; no REST body (instrument lists)
+        // carries anything pinfeed normalizes, so none is parsed.
+        Ok(FrameKind::Ignored)
     }
 }
 

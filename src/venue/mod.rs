@@ -378,6 +378,19 @@ impl VenueParser {
     }
 }
 
+/// True when a REST body from `url` carries data for `feed` (a depth snapshot, open
+/// interest); other bodies (instrument lists) need not be read at all.
+pub fn rest_body_wanted(feed: Feed, url: &str) -> bool {
+    match feed {
+        Feed::BinanceFutures | Feed::BinanceDelivery | Feed::BinanceSpot => {
+            binance::rest_body_wanted(url)
+        }
+        Feed::Okx => okx::rest_body_wanted(url),
+        // Bybit and Deribit books start from the WebSocket snapshot
+        Feed::BybitLinear | Feed::BybitInverse | Feed::BybitSpot | Feed::Deribit => false,
+    }
+}
+
 /// The book sync rule of `exchange`.
 pub fn sync_rule(exchange: Exchange) -> SyncRule {
     match exchange {

@@ -122,7 +122,7 @@ impl Parser {
         instruments: &Instruments,
         sink: &mut S,
     ) -> Result<FrameKind, ParseError> {
-        if !url.contains("/api/v5/market/books") {
+        if !rest_body_wanted(url) {
             return Ok(FrameKind::Ignored);
         }
         let inst_id = query_param(url, "instId").ok_or(ParseError::MissingField("instId"))?;
@@ -250,6 +250,12 @@ pub fn check_sequence(last: &Sequence, after_snapshot: bool, next: &Sequence) ->
         }
     }
     SyncVerdict::Gap
+}
+
+/// True for the REST URLs whose bodies carry data: order-book snapshots
+/// (`/api/v5/market/books`, `books-full`); instrument lists are not parsed.
+pub fn rest_body_wanted(url: &str) -> bool {
+    url.contains("/api/v5/market/books")
 }
 
 /// Levels per side the checksum covers.

@@ -1,0 +1,54 @@
+//! Whole-pipeline replay of every recording (parse + books, no decompression), in frames per
+//! second, against a baseline pass that only parses each frame into `serde_json::Value` in the
+//! same process.
+//!
+//! Run: `cargo bench --bench replay`.
+
+mod common;
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput};
+
+use pinfeed::replay::Replay;
+use pinfeed::sim::recording::{Recording, data_dir};
+
+fn main() {
+    let dir = data_dir().join("recordings");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".jsonl.zst"))
+        .collect();
+    paths.sort();
+    let recs: Vec<_> = paths.iter().map(|p| Recording::open(p).unwrap()).collect();
+    let mut replay = Replay::prepare(&recs).unwrap();
+    let (_, frames) = common::frames();
+    let ws_frames: Vec<Vec<u8>> = frames
+        .into_iter()
+        .filter(|f| f.1.is_none())
+        .map(|f| f.2)
+        .collect();
+    let n = ws_frames.len() as u64;
+    let mut c = Criterion::default().configure_from_args();
+    let mut g = c.benchmark_group("replay/all");
+    g.throughput(Throughput::Elements(n));
+    g.bench_function("pinfeed", |b| {
+        b.iter(|| replay.run::<Vec<u8>>(None, |_, _, _| {}).unwrap())
+    });
+    g.bench_function("serde_value_parse_only", |b| {
+        b.iter(|| {
+            for f in &ws_frames {
+                let v: serde_json::Value = serde_json::from_slice(f).unwrap();
+                black_box(v);
+            }
+        })
+    });
+    g.finish();
+    c.final_summary();
+    println!("\nreplay ratios (baseline time / pinfeed time; >1 means pinfeed is faster):");
+    common::print_ratios("replay/all", "pinfeed", &["serde_value_parse_only"], n);
+    if let Some(t) = common::mean_ns("replay/all", "pinfeed") {
+        println!("replay/all: {:.0} frames/s", n as f64 * 1e9 / t);
+    }
+}
