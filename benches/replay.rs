@@ -1,6 +1,7 @@
 //! Whole-pipeline replay of every recording (parse + books, no decompression), in frames per
-//! second, against a baseline pass that only parses each frame into `serde_json::Value` in the
-//! same process.
+//! second, against two baselines in the same process: parsing each frame into
+//! `serde_json::Value` (and nothing else), and a bare simd-json tape parse (the floor: the
+//! whole per-frame work should cost about what this costs).
 //!
 //! Run: `cargo bench --bench replay`.
 
@@ -44,10 +45,31 @@ fn main() {
             }
         })
     });
+    let mut buffers = simd_json::Buffers::new(64 * 1024);
+    let mut tape = simd_json::tape::Tape::null().reset();
+    let mut scratch = Vec::with_capacity(64 * 1024);
+    g.bench_function("simd_json_tape_only", |b| {
+        b.iter(|| {
+            for f in &ws_frames {
+                scratch.clear();
+                scratch.extend_from_slice(f);
+                let mut t =
+                    std::mem::replace(&mut tape, simd_json::tape::Tape::null().reset()).reset();
+                simd_json::fill_tape(&mut scratch, &mut buffers, &mut t).unwrap();
+                black_box(t.0.len());
+                tape = t.reset();
+            }
+        })
+    });
     g.finish();
     c.final_summary();
     println!("\nreplay ratios (baseline time / pinfeed time; >1 means pinfeed is faster):");
-    common::print_ratios("replay/all", "pinfeed", &["serde_value_parse_only"], n);
+    common::print_ratios(
+        "replay/all",
+        "pinfeed",
+        &["serde_value_parse_only", "simd_json_tape_only"],
+        n,
+    );
     if let Some(t) = common::mean_ns("replay/all", "pinfeed") {
         println!("replay/all: {:.0} frames/s", n as f64 * 1e9 / t);
     }

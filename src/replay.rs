@@ -326,7 +326,7 @@ impl Replay {
                 }
             }
             report.elapsed_ns += start.elapsed().as_nanos() as u64;
-            if let Some(out) = events_out.as_deref_mut() {
+            if let Some(out) = events_out.as_mut() {
                 if out_buf.len() > (1 << 19) {
                     out.write_all(&out_buf)?;
                     out_buf.clear();
@@ -334,7 +334,7 @@ impl Replay {
             }
         }
         self.work = work;
-        if let Some(out) = events_out.as_deref_mut() {
+        if let Some(out) = events_out {
             out.write_all(&out_buf)?;
             out.flush()?;
         }

@@ -14,6 +14,11 @@ fn load(name: &str) -> Recording {
     Recording::open(&data_dir().join("recordings").join(name)).expect("recording")
 }
 
+/// A best level: `(price, size)`.
+type Top = Option<(Decimal, Decimal)>;
+/// A bookTicker: `(u, (bid, bid size), (ask, ask size))`.
+type Bbo = (u64, (Decimal, Decimal), (Decimal, Decimal));
+
 fn same(a: Option<(Decimal, Decimal)>, b: Option<(Decimal, Decimal)>) -> bool {
     match (a, b) {
         (None, None) => true,
@@ -78,8 +83,7 @@ fn binance_books_match_book_ticker() {
         // (instrument, u, best bid, best ask) after every applied depth event
         let mut after_depth = Vec::new();
         // (instrument, u, bid, ask) of every bookTicker
-        let mut tickers: HashMap<InstrumentId, Vec<(u64, (Decimal, Decimal), (Decimal, Decimal))>> =
-            HashMap::new();
+        let mut tickers: HashMap<InstrumentId, Vec<Bbo>> = HashMap::new();
         let (mut trades, trade_count) = unique_trade_ids();
         replay_checked(name, |ev, engine, _| {
             trades(ev);
@@ -163,12 +167,7 @@ fn okx_every_checksum_passes() {
 #[test]
 fn deribit_books_match_tickers() {
     // (instrument, exchange ts, best bid, best ask) after every applied book message
-    let mut states: Vec<(
-        InstrumentId,
-        i64,
-        Option<(Decimal, Decimal)>,
-        Option<(Decimal, Decimal)>,
-    )> = Vec::new();
+    let mut states: Vec<(InstrumentId, i64, Top, Top)> = Vec::new();
     let mut tickers = Vec::new();
     let mut begin_ts = 0;
     replay_checked("DERIBIT.jsonl.zst", |ev, engine, _| match ev {
@@ -184,8 +183,7 @@ fn deribit_books_match_tickers() {
     for t in &tickers {
         let Some(state) = states
             .iter()
-            .filter(|s| s.0 == t.instrument && s.1 <= t.stamps.exch_ts_ns)
-            .next_back()
+            .rfind(|s| s.0 == t.instrument && s.1 <= t.stamps.exch_ts_ns)
         else {
             continue;
         };

@@ -8,9 +8,12 @@ use pinfeed::model::Instruments;
 use pinfeed::sim::recording::{Record, Recording, data_dir};
 use pinfeed::venue::{Feed, feed_from_url};
 
+/// A recorded frame: its feed, the REST URL for a REST body, the bytes.
+pub type Frame = (Feed, Option<String>, Vec<u8>);
+
 /// Every received frame of every recording, with its feed, in recorded order, plus REST
 /// bodies as `(feed, Some(url), body)`.
-pub fn frames() -> (Instruments, Vec<(Feed, Option<String>, Vec<u8>)>) {
+pub fn frames() -> (Instruments, Vec<Frame>) {
     let dir = data_dir().join("recordings");
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))

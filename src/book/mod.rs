@@ -41,12 +41,35 @@ struct Ladder {
 }
 
 impl Ladder {
-    /// Position of `price`, or where it would be inserted.
+    /// Position of `price`, or where it would be inserted. Most updates land near the touch,
+    /// which is the end of the vector: probe the last few levels before a binary search.
     #[inline]
     fn find(&self, price: i64, side: BookSide) -> Result<usize, usize> {
+        const PROBE: usize = 8;
+        let n = self.levels.len();
+        // `better(a, b)`: price a is closer to the touch than b
+        let better = |a: i64, b: i64| match side {
+            BookSide::Bid => a > b,
+            BookSide::Ask => a < b,
+        };
+        let mut i = n;
+        while i > 0 && n - i < PROBE {
+            let level = self.levels[i - 1].price;
+            if level == price {
+                return Ok(i - 1);
+            }
+            if better(price, level) {
+                // price sits between levels[i - 1] and levels[i]
+                return Err(i);
+            }
+            i -= 1;
+        }
+        if i == 0 {
+            return Err(0);
+        }
         match side {
-            BookSide::Bid => self.levels.binary_search_by(|l| l.price.cmp(&price)),
-            BookSide::Ask => self.levels.binary_search_by(|l| price.cmp(&l.price)),
+            BookSide::Bid => self.levels[..i].binary_search_by(|l| l.price.cmp(&price)),
+            BookSide::Ask => self.levels[..i].binary_search_by(|l| price.cmp(&l.price)),
         }
     }
 }
@@ -115,8 +138,8 @@ impl Book {
         }
         self.loading = false;
         // stable sorts keep arrival order among equal prices, so the last one can win
-        self.bids.levels.sort_by(|a, b| a.price.cmp(&b.price));
-        self.asks.levels.sort_by(|a, b| b.price.cmp(&a.price));
+        self.bids.levels.sort_by_key(|l| l.price);
+        self.asks.levels.sort_by_key(|l| std::cmp::Reverse(l.price));
         for ladder in [&mut self.bids, &mut self.asks] {
             ladder.levels.dedup_by(|later, kept| {
                 if later.price == kept.price {
@@ -162,19 +185,16 @@ impl Book {
         if price.mantissa < 0 || qty.mantissa < 0 {
             return Err(BookError::Negative);
         }
-        let p = loop {
-            match price.to_scaled(self.price_scale) {
-                Ok(p) => break p,
-                Err(u8::MAX) => return Err(BookError::Overflow),
-                Err(needed) => self.widen_price_scale(needed)?,
-            }
+        // fast path: the value is written with the book's scale, as nearly all are
+        let p = if price.decimals == self.price_scale {
+            price.mantissa
+        } else {
+            self.scale_price(price)?
         };
-        let q = loop {
-            match qty.to_scaled(self.qty_scale) {
-                Ok(q) => break q,
-                Err(u8::MAX) => return Err(BookError::Overflow),
-                Err(needed) => self.widen_qty_scale(needed)?,
-            }
+        let q = if qty.decimals == self.qty_scale {
+            qty.mantissa
+        } else {
+            self.scale_qty(qty)?
         };
         let ladder = match side {
             BookSide::Bid => &mut self.bids,
@@ -217,6 +237,38 @@ impl Book {
             }
         }
         Ok(())
+    }
+
+    /// A price written with another number of decimals than the book's scale: widen the
+    /// scale to the written one when the stored levels allow it (so later values take the
+    /// fast path), else convert exactly, widening only as far as the digits need.
+    #[cold]
+    fn scale_price(&mut self, price: Decimal) -> Result<i64, BookError> {
+        if price.decimals > self.price_scale && self.widen_price_scale(price.decimals).is_ok() {
+            return Ok(price.mantissa);
+        }
+        loop {
+            match price.to_scaled(self.price_scale) {
+                Ok(p) => return Ok(p),
+                Err(u8::MAX) => return Err(BookError::Overflow),
+                Err(needed) => self.widen_price_scale(needed)?,
+            }
+        }
+    }
+
+    /// As [`Book::scale_price`], for sizes.
+    #[cold]
+    fn scale_qty(&mut self, qty: Decimal) -> Result<i64, BookError> {
+        if qty.decimals > self.qty_scale && self.widen_qty_scale(qty.decimals).is_ok() {
+            return Ok(qty.mantissa);
+        }
+        loop {
+            match qty.to_scaled(self.qty_scale) {
+                Ok(q) => return Ok(q),
+                Err(u8::MAX) => return Err(BookError::Overflow),
+                Err(needed) => self.widen_qty_scale(needed)?,
+            }
+        }
     }
 
     #[cold]
@@ -396,6 +448,31 @@ mod tests {
         }
         assert_eq!(b.best_ask(), Some((d("101"), d("5"))));
         assert_eq!(b.best_bid(), Some((d("100.25"), d("4"))));
+    }
+
+    proptest::proptest! {
+        /// Any sequence of updates leaves the same levels as a `BTreeMap` model, best first,
+        /// whatever the decimal formats.
+        #[test]
+        fn matches_a_map_model(ops in proptest::collection::vec((proptest::bool::ANY, 0i64..60, 0u8..3, 0i64..4, 0u8..3), 1..300)) {
+            let mut book = Book::default();
+            let mut bids = std::collections::BTreeMap::new();
+            let mut asks = std::collections::BTreeMap::new();
+            for (is_bid, price, pd, qty, qd) in ops {
+                // the same value written with 0..2 extra trailing zeros
+                let p = Decimal::new(price * pow10(pd), pd);
+                let q = Decimal::new(qty * pow10(qd), qd);
+                let (side, map) = if is_bid { (BookSide::Bid, &mut bids) } else { (BookSide::Ask, &mut asks) };
+                book.apply(side, p, q).unwrap();
+                if qty == 0 { map.remove(&price); } else { map.insert(price, qty); }
+            }
+            let got: Vec<(i64, i64)> = book.decimal_levels(BookSide::Bid).map(|(p, q)| (p.mantissa / pow10(p.decimals), q.mantissa / pow10(q.decimals))).collect();
+            let want: Vec<(i64, i64)> = bids.iter().rev().map(|(p, q)| (*p, *q)).collect();
+            proptest::prop_assert_eq!(got, want);
+            let got: Vec<(i64, i64)> = book.decimal_levels(BookSide::Ask).map(|(p, q)| (p.mantissa / pow10(p.decimals), q.mantissa / pow10(q.decimals))).collect();
+            let want: Vec<(i64, i64)> = asks.iter().map(|(p, q)| (*p, *q)).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 
     #[test]
