@@ -9,7 +9,10 @@ use pinfeed::replay::Replay;
 use pinfeed::sim::recording::{Record, Recording, data_dir};
 use pinfeed::venue::{Feed, VenueParser, feed_from_url};
 
-fn corpus() -> (Replay, Vec<(Feed, Vec<u8>)>) {
+/// The replay (instruments, engine) and the frames to mutate.
+type Corpus = (Replay, Vec<(Feed, Vec<u8>)>);
+
+fn corpus() -> Corpus {
     let dir = data_dir().join("recordings");
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -46,7 +49,10 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Flip(i, b)),
         any::<usize>().prop_map(Mutation::Truncate),
-        (any::<usize>(), prop::sample::select(b"0123456789-.e\",:[]{}".to_vec()))
+        (
+            any::<usize>(),
+            prop::sample::select(b"0123456789-.e\",:[]{}".to_vec())
+        )
             .prop_map(|(i, b)| Mutation::Insert(i, b)),
         any::<usize>().prop_map(Mutation::Remove),
         (any::<usize>(), any::<usize>()).prop_map(|(i, j)| Mutation::Swap(i, j)),
@@ -96,8 +102,8 @@ proptest! {
 
 /// The corpus and one engine, shared by every case: the engine's state carries over, so
 /// later cases hit books in every sync state.
-fn corpus_cached() -> &'static std::sync::Mutex<(Replay, Vec<(Feed, Vec<u8>)>)> {
+fn corpus_cached() -> &'static std::sync::Mutex<Corpus> {
     use std::sync::{Mutex, OnceLock};
-    static CORPUS: OnceLock<Mutex<(Replay, Vec<(Feed, Vec<u8>)>)>> = OnceLock::new();
+    static CORPUS: OnceLock<Mutex<Corpus>> = OnceLock::new();
     CORPUS.get_or_init(|| Mutex::new(corpus()))
 }
