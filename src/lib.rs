@@ -3,6 +3,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod book;
+pub mod config;
 pub mod fanout;
 pub mod model;
 pub mod replay;

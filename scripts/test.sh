@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The project's test command (README quick start, and what CI runs): every unit, integration,
+# property and fuzz test, plus each benchmark run once in test mode.
+# Needs the data directory: ../shared/data beside the checkout, or PINFEED_DATA.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data="${PINFEED_DATA:-../shared/data}"
+if [ ! -d "$data/recordings" ]; then
+    echo "scripts/test.sh: no recordings under $data (set PINFEED_DATA)" >&2
+    exit 2
+fi
+cargo test --all-targets
+cargo test --doc

@@ -1,0 +1,504 @@
+//! `pinfeed run` configuration: a TOML file, validated into an immutable [`Config`].
+//!
+//! Every field has a unit and a default; an unknown field or a bad value is a [`ConfigError`]
+//! naming the field. With no file, [`Config::default`] connects to the live public feeds for a
+//! default set of symbols and serves clients on `ws://127.0.0.1:9100`.
+//!
+//! ```toml
+//! [server]
+//! listen = "127.0.0.1:9100"         # client WebSocket address
+//! max_clients = 4096                # connections beyond this are refused
+//! send_buffer_soft_bytes = 1048576  # over this, book/L1 messages for a client are conflated
+//! send_buffer_hard_bytes = 5242880  # over this, the client is closed with 1008
+//!
+//! [cpu]
+//! ingest = [0]      # cores for ingest threads, assigned round-robin per connection
+//! book = 1          # core of the book thread
+//! fanout = 1        # core of the fan-out thread
+//! pin = true        # false: no pinning (shared hosts, CI)
+//! wait = "backoff"  # "spin" (isolated cores) or "backoff" (spin, yield, park)
+//!
+//! [[venue]]
+//! feed = "binance-futures"    # one of venue::Feed::name()
+//! ws_url = "wss://fstream.binance.com"      # default: the venue's public endpoint
+//! rest_url = "https://fapi.binance.com"     # default: the venue's public endpoint
+//! ca_file = "sim-ca.pem"      # optional PEM file of extra CA certificates to trust
+//! symbols = ["BTCUSDT", "ETHUSDT"]
+//! channels = ["trades", "book", "book_ticker", "derivative_ticker", "liquidations"]
+//! silence_timeout_ms = 10000  # no frame for this long: reconnect
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::model::Exchange;
+use crate::venue::{Channels, Feed, Subscription};
+
+/// A configuration error, naming the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown field or a value of the wrong type.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (it names the field and line).
+        message: String,
+    },
+    /// A value that parses but is not allowed.
+    #[error("config field `{field}`: {message}")]
+    Invalid {
+        /// Dotted path of the field, e.g. `venue[2].symbols`.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Wait strategy of the hot threads when their input is empty.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WaitMode {
+    /// Busy-spin: lowest latency, burns the core. For isolated cores.
+    Spin,
+    /// Spin briefly, then yield, then park with a short timeout. Behaves on shared hosts.
+    #[default]
+    Backoff,
+}
+
+/// `[server]`: the client-facing WebSocket server.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Listen address. Default `127.0.0.1:9100`.
+    pub listen: SocketAddr,
+    /// Maximum client connections; more are refused. Default 4096.
+    pub max_clients: usize,
+    /// Per-client send buffer, bytes, above which book and L1 messages are conflated.
+    /// Default 1 MiB.
+    pub send_buffer_soft_bytes: usize,
+    /// Per-client send buffer, bytes, above which the client is closed with 1008.
+    /// Default 5 MiB (tardis-machine's limit).
+    pub send_buffer_hard_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9100)),
+            max_clients: 4096,
+            send_buffer_soft_bytes: 1 << 20,
+            send_buffer_hard_bytes: 5 << 20,
+        }
+    }
+}
+
+/// `[cpu]`: thread placement and waiting.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CpuConfig {
+    /// Cores for ingest threads, round-robin per connection. Default `[0]`.
+    pub ingest: Vec<usize>,
+    /// Core of the book thread. Default 1.
+    pub book: usize,
+    /// Core of the fan-out thread. Default 1.
+    pub fanout: usize,
+    /// Pin threads to their cores. Default true.
+    pub pin: bool,
+    /// Wait strategy. Default `backoff`.
+    pub wait: WaitMode,
+}
+
+impl Default for CpuConfig {
+    fn default() -> Self {
+        CpuConfig {
+            ingest: vec![0],
+            book: 1,
+            fanout: 1,
+            pin: true,
+            wait: WaitMode::Backoff,
+        }
+    }
+}
+
+/// One `[[venue]]`: one upstream connection.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VenueConfig {
+    /// Feed name: `binance-futures`, `binance-delivery`, `binance`, `bybit-linear`,
+    /// `bybit-inverse`, `bybit-spot`, `okx`, `deribit`.
+    pub feed: String,
+    /// WebSocket base URL. Default: the venue's public endpoint.
+    #[serde(default)]
+    pub ws_url: Option<String>,
+    /// REST base URL. Default: the venue's public endpoint.
+    #[serde(default)]
+    pub rest_url: Option<String>,
+    /// PEM file of extra CA certificates to trust (besides the bundled web PKI roots).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Venue-native symbols, e.g. `BTCUSDT`, `BTC-USDT-SWAP`, `BTC-PERPETUAL`.
+    pub symbols: Vec<String>,
+    /// Data wanted: `trades`, `book`, `book_ticker`, `derivative_ticker`, `liquidations`.
+    /// Default: all that the feed serves.
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
+    /// No frame for this long, ms: the connection is deemed dead and reconnected.
+    /// Default 10,000 (tardis-machine's `timeoutIntervalMS`).
+    #[serde(default = "default_silence_ms")]
+    pub silence_timeout_ms: u64,
+}
+
+fn default_silence_ms() -> u64 {
+    10_000
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: ServerConfig,
+    #[serde(default)]
+    cpu: CpuConfig,
+    #[serde(default)]
+    venue: Vec<VenueConfig>,
+}
+
+/// A validated venue connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connection {
+    /// The feed.
+    pub feed: Feed,
+    /// WebSocket base URL.
+    pub ws_url: String,
+    /// REST base URL.
+    pub rest_url: String,
+    /// Extra CA file.
+    pub ca_file: Option<PathBuf>,
+    /// What to subscribe.
+    pub subscriptions: Vec<Subscription>,
+    /// Silence watchdog, ms.
+    pub silence_timeout_ms: u64,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Client server.
+    pub server: ServerConfig,
+    /// Threads.
+    pub cpu: CpuConfig,
+    /// Upstream connections.
+    pub connections: Vec<Connection>,
+}
+
+impl Default for Config {
+    /// Live public feeds: BTC and ETH perpetuals on every derivatives venue, BTC spot on
+    /// `binance`, `bybit-spot` and `okex`, Deribit `BTC-PERPETUAL` and `ETH-PERPETUAL`.
+    fn default() -> Self {
+        let venues = [
+            (Feed::BinanceFutures, &["BTCUSDT", "ETHUSDT"][..]),
+            (Feed::BinanceDelivery, &["BTCUSD_PERP", "ETHUSD_PERP"][..]),
+            (Feed::BinanceSpot, &["BTCUSDT"][..]),
+            (Feed::BybitLinear, &["BTCUSDT", "ETHUSDT"][..]),
+            (Feed::BybitInverse, &["BTCUSD", "ETHUSD"][..]),
+            (Feed::BybitSpot, &["BTCUSDT"][..]),
+            (
+                Feed::Okx,
+                &["BTC-USDT-SWAP", "ETH-USDT-SWAP", "BTC-USDT"][..],
+            ),
+            (Feed::Deribit, &["BTC-PERPETUAL", "ETH-PERPETUAL"][..]),
+        ];
+        let raw = RawConfig {
+            server: ServerConfig::default(),
+            cpu: CpuConfig::default(),
+            venue: venues
+                .iter()
+                .map(|(feed, symbols)| VenueConfig {
+                    feed: feed.name().to_string(),
+                    ws_url: None,
+                    rest_url: None,
+                    ca_file: None,
+                    symbols: symbols.iter().map(|s| s.to_string()).collect(),
+                    channels: None,
+                    silence_timeout_ms: default_silence_ms(),
+                })
+                .collect(),
+        };
+        Config::validate(raw).expect("the built-in default is valid")
+    }
+}
+
+const CHANNEL_NAMES: [(&str, Channels); 5] = [
+    ("trades", Channels::TRADES),
+    ("book", Channels::BOOK),
+    ("book_ticker", Channels::BOOK_TICKER),
+    ("derivative_ticker", Channels::DERIVATIVE_TICKER),
+    ("liquidations", Channels::LIQUIDATIONS),
+];
+
+/// The exchange id a feed serves for `symbol` (OKX by instrument shape).
+pub fn exchange_of(feed: Feed, symbol: &str) -> Option<Exchange> {
+    match feed {
+        Feed::BinanceFutures => Some(Exchange::BinanceFutures),
+        Feed::BinanceDelivery => Some(Exchange::BinanceDelivery),
+        Feed::BinanceSpot => Some(Exchange::Binance),
+        Feed::BybitLinear | Feed::BybitInverse => Some(Exchange::Bybit),
+        Feed::BybitSpot => Some(Exchange::BybitSpot),
+        Feed::Okx => crate::venue::okx::exchange_of(symbol),
+        Feed::Deribit => Some(Exchange::Deribit),
+    }
+}
+
+impl Config {
+    /// Reads and validates a TOML file.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, field or line.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] or [`ConfigError::Invalid`].
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<config>"),
+            message: e.to_string(),
+        })?;
+        Config::validate(raw)
+    }
+
+    fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+        let invalid = |field: String, message: String| ConfigError::Invalid { field, message };
+        let s = &raw.server;
+        if s.max_clients == 0 {
+            return Err(invalid(
+                "server.max_clients".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if s.send_buffer_soft_bytes == 0 || s.send_buffer_hard_bytes < s.send_buffer_soft_bytes {
+            return Err(invalid(
+                "server.send_buffer_hard_bytes".into(),
+                format!(
+                    "must be at least send_buffer_soft_bytes ({}) and both non-zero",
+                    s.send_buffer_soft_bytes
+                ),
+            ));
+        }
+        if raw.cpu.ingest.is_empty() {
+            return Err(invalid(
+                "cpu.ingest".into(),
+                "needs at least one core".into(),
+            ));
+        }
+        if raw.venue.is_empty() {
+            return Err(invalid("venue".into(), "no [[venue]] configured".into()));
+        }
+        let mut connections = Vec::new();
+        for (i, v) in raw.venue.iter().enumerate() {
+            let feed = Feed::ALL
+                .into_iter()
+                .find(|f| f.name() == v.feed)
+                .ok_or_else(|| {
+                    invalid(
+                        format!("venue[{i}].feed"),
+                        format!(
+                            "unknown feed `{}` (one of: {})",
+                            v.feed,
+                            Feed::ALL.map(|f| f.name()).join(", ")
+                        ),
+                    )
+                })?;
+            if v.symbols.is_empty() {
+                return Err(invalid(format!("venue[{i}].symbols"), "is empty".into()));
+            }
+            let mut channels = Channels::default();
+            match &v.channels {
+                None => channels = Channels::ALL,
+                Some(list) => {
+                    for name in list {
+                        let c = CHANNEL_NAMES
+                            .iter()
+                            .find(|(n, _)| n == name)
+                            .ok_or_else(|| {
+                                invalid(
+                                    format!("venue[{i}].channels"),
+                                    format!(
+                                        "unknown channel `{name}` (one of: {})",
+                                        CHANNEL_NAMES.map(|c| c.0).join(", ")
+                                    ),
+                                )
+                            })?;
+                        channels |= c.1;
+                    }
+                }
+            }
+            if v.silence_timeout_ms == 0 {
+                return Err(invalid(
+                    format!("venue[{i}].silence_timeout_ms"),
+                    "must be positive".into(),
+                ));
+            }
+            let mut subscriptions = Vec::new();
+            for symbol in &v.symbols {
+                let upper = symbol.to_ascii_uppercase();
+                let exchange = exchange_of(feed, &upper).ok_or_else(|| {
+                    invalid(
+                        format!("venue[{i}].symbols"),
+                        format!("`{symbol}` is not an instrument {} serves", feed.name()),
+                    )
+                })?;
+                subscriptions.push(Subscription {
+                    exchange,
+                    symbol: upper,
+                    channels,
+                });
+            }
+            let (ws, rest) = feed.default_endpoints();
+            for (name, url) in [("ws_url", &v.ws_url), ("rest_url", &v.rest_url)] {
+                if let Some(u) = url {
+                    let ok = match name {
+                        "ws_url" => u.starts_with("ws://") || u.starts_with("wss://"),
+                        _ => u.starts_with("http://") || u.starts_with("https://"),
+                    };
+                    if !ok {
+                        return Err(invalid(
+                            format!("venue[{i}].{name}"),
+                            format!("`{u}` has the wrong scheme"),
+                        ));
+                    }
+                }
+            }
+            if let Some(ca) = &v.ca_file {
+                if !ca.is_file() {
+                    return Err(invalid(
+                        format!("venue[{i}].ca_file"),
+                        format!("{} is not a readable file", ca.display()),
+                    ));
+                }
+            }
+            connections.push(Connection {
+                feed,
+                ws_url: v.ws_url.clone().unwrap_or_else(|| ws.to_string()),
+                rest_url: v.rest_url.clone().unwrap_or_else(|| rest.to_string()),
+                ca_file: v.ca_file.clone(),
+                subscriptions,
+                silence_timeout_ms: v.silence_timeout_ms,
+            });
+        }
+        Ok(Config {
+            server: raw.server,
+            cpu: raw.cpu,
+            connections,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_covers_every_feed() {
+        let c = Config::default();
+        assert_eq!(c.connections.len(), Feed::ALL.len());
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:9100");
+        let okx = c.connections.iter().find(|c| c.feed == Feed::Okx).unwrap();
+        let ids: Vec<_> = okx.subscriptions.iter().map(|s| s.exchange).collect();
+        assert_eq!(
+            ids,
+            [Exchange::OkexSwap, Exchange::OkexSwap, Exchange::Okex]
+        );
+    }
+
+    #[test]
+    fn parses_a_full_file() {
+        let c = Config::parse(
+            r#"
+            [server]
+            listen = "127.0.0.1:9200"
+            [cpu]
+            ingest = [0, 1]
+            pin = false
+            wait = "spin"
+            [[venue]]
+            feed = "bybit-spot"
+            ws_url = "ws://127.0.0.1:9000/v5/public/spot"
+            symbols = ["btcusdt"]
+            channels = ["trades", "book"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.cpu.wait, WaitMode::Spin);
+        assert!(!c.cpu.pin);
+        let v = &c.connections[0];
+        assert_eq!(v.subscriptions[0].symbol, "BTCUSDT");
+        assert_eq!(v.subscriptions[0].exchange, Exchange::BybitSpot);
+        assert_eq!(
+            v.subscriptions[0].channels,
+            Channels::TRADES | Channels::BOOK
+        );
+        assert_eq!(v.rest_url, "https://api.bybit.com");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            ("[server]\nlisten = 5\n", "listen"),
+            ("[server]\nbogus = 1\n", "bogus"),
+            (
+                "[[venue]]\nfeed = \"kraken\"\nsymbols = [\"X\"]\n",
+                "venue[0].feed",
+            ),
+            (
+                "[[venue]]\nfeed = \"okx\"\nsymbols = [\"BTC-USD-220527-30000-C\"]\n",
+                "venue[0].symbols",
+            ),
+            (
+                "[[venue]]\nfeed = \"okx\"\nsymbols = [\"BTC-USDT\"]\nchannels = [\"candles\"]\n",
+                "venue[0].channels",
+            ),
+            (
+                "[[venue]]\nfeed = \"okx\"\nsymbols = [\"BTC-USDT\"]\nws_url = \"http://x\"\n",
+                "venue[0].ws_url",
+            ),
+            (
+                "[[venue]]\nfeed = \"okx\"\nsymbols = [\"BTC-USDT\"]\nca_file = \"/nonexistent.pem\"\n",
+                "venue[0].ca_file",
+            ),
+            (
+                "[cpu]\ningest = []\n[[venue]]\nfeed = \"okx\"\nsymbols = [\"BTC-USDT\"]\n",
+                "cpu.ingest",
+            ),
+            ("", "venue"),
+        ];
+        for (text, field) in cases {
+            let e = Config::parse(text).unwrap_err().to_string();
+            assert!(e.contains(field), "{text:?}: {e}");
+        }
+    }
+}
