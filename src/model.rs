@@ -725,10 +725,11 @@ pub type ChecksumFn = fn(bids: &[(Decimal, Decimal)], asks: &[(Decimal, Decimal)
 /// Instruments interned at start-up: `(exchange, symbol)` to a dense [`InstrumentId`].
 ///
 /// Symbols are stored upper case, as the venues send them; lookups are exact. Interning
-/// allocates; lookups do not.
+/// allocates; lookups do not, and hash with FxHash (symbols are not attacker-chosen keys
+/// here: only interned ones are stored, an unknown symbol is a miss).
 #[derive(Default, Debug, Clone)]
 pub struct Instruments {
-    by_exchange: [std::collections::HashMap<Box<str>, InstrumentId>; 9],
+    by_exchange: [rustc_hash::FxHashMap<Box<str>, InstrumentId>; 9],
     names: Vec<(Exchange, Box<str>)>,
 }
 

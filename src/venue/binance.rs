@@ -37,8 +37,8 @@ use simd_json::prelude::*;
 use simd_json::tape::Value;
 
 use crate::model::{
-    BookBegin, BookSide, BookTicker, DerivativeTicker, Event, Exchange, InstrumentId, Instruments,
-    Liquidation, Sequence, ShortId, Side, Stamps, SyncVerdict, Trade, ms_to_ns,
+    BookBegin, BookSide, BookTicker, Decimal, DerivativeTicker, Event, Exchange, InstrumentId,
+    Instruments, Liquidation, Sequence, ShortId, Side, Stamps, SyncVerdict, Trade, ms_to_ns,
 };
 
 use super::json::{self, JsonScratch};
@@ -276,9 +276,10 @@ impl Ctx<'_> {
                 Err(ParseError::Schema)
             };
         }
-        if let Some(stream) = root.get("stream") {
+        let [stream, data] = json::fields(root, ["stream", "data"]);
+        if let Some(stream) = stream {
             let stream = stream.as_str().ok_or(ParseError::Schema)?;
-            let data = root.get("data").ok_or(ParseError::MissingField("data"))?;
+            let data = data.ok_or(ParseError::MissingField("data"))?;
             let (symbol, channel) = classify_stream(stream)?;
             return self.payload(channel, Some(symbol), data, sink);
         }
@@ -338,16 +339,28 @@ impl Ctx<'_> {
         d: Value<'_, '_>,
         sink: &mut S,
     ) -> Result<FrameKind, ParseError> {
-        let instrument = self.instrument(json::str_field(d, "s")?)?;
-        let first_update_id = json::uint_field(d, "U")?;
-        let last_update_id = json::uint_field(d, "u")?;
-        let prev_update_id = opt_uint(d, "pu")?;
-        let bids = d.get("b").ok_or(ParseError::MissingField("b"))?;
-        let asks = d.get("a").ok_or(ParseError::MissingField("a"))?;
+        let [s, first, last, prev, bids, asks, event_ms] =
+            json::fields(d, ["s", "U", "u", "pu", "b", "a", "E"]);
+        let symbol = json::required(s, "s")?
+            .into_string()
+            .ok_or(ParseError::MissingField("s"))?;
+        let instrument = self.instrument(symbol)?;
+        let first_update_id = json::uint(json::required(first, "U")?)?;
+        let last_update_id = json::uint(json::required(last, "u")?)?;
+        let prev_update_id = match prev {
+            Some(v) if !v.is_null() => Some(json::uint(v)?),
+            _ => None,
+        };
+        let bids = json::required(bids, "b")?;
+        let asks = json::required(asks, "a")?;
         if !bids.is_array() || !asks.is_array() {
             return Err(ParseError::Schema);
         }
-        let stamps = self.stamps(opt_int(d, "E")?);
+        let event_ms = match event_ms {
+            Some(v) if !v.is_null() => Some(json::int(v)?),
+            _ => None,
+        };
+        let stamps = self.stamps(event_ms);
         let begin = BookBegin {
             instrument,
             is_snapshot: false,
@@ -416,19 +429,27 @@ impl Ctx<'_> {
         id_key: &'static str,
         sink: &mut S,
     ) -> Result<FrameKind, ParseError> {
-        let instrument = self.instrument(json::str_field(d, "s")?)?;
-        if let Some("INSURANCE_FUND" | "ADL") = d.get("X").and_then(|x| x.into_string()) {
+        let [s, kind, p, q, id, m, trade_ms, event_ms] =
+            json::fields(d, ["s", "X", "p", "q", id_key, "m", "T", "E"]);
+        let symbol = json::required(s, "s")?
+            .into_string()
+            .ok_or(ParseError::MissingField("s"))?;
+        let instrument = self.instrument(symbol)?;
+        if let Some("INSURANCE_FUND" | "ADL") = kind.and_then(|x| x.into_string()) {
             return Ok(FrameKind::Ignored);
         }
-        let price = json::decimal_field(d, "p")?;
-        let qty = json::decimal_field(d, "q")?;
-        let id = opt_uint(d, id_key)?.map(ShortId::from_u64);
-        let side = match d.get("m").and_then(|m| m.as_bool()) {
+        let price = json::decimal(json::required(p, "p")?)?;
+        let qty = json::decimal(json::required(q, "q")?)?;
+        let id = match id {
+            Some(v) if !v.is_null() => Some(ShortId::from_u64(json::uint(v)?)),
+            _ => None,
+        };
+        let side = match m.and_then(|m| m.as_bool()) {
             Some(true) => Side::Sell,
             Some(false) => Side::Buy,
             None => Side::Unknown,
         };
-        let stamps = self.stamps(first_ms(d, "T", "E")?);
+        let stamps = self.stamps(first_present_ms(trade_ms, event_ms)?);
         sink.event(Event::Trade(Trade {
             instrument,
             id,
@@ -447,15 +468,29 @@ impl Ctx<'_> {
         d: Value<'_, '_>,
         sink: &mut S,
     ) -> Result<FrameKind, ParseError> {
-        let instrument = self.instrument(json::str_field(d, "s")?)?;
+        let [s, u, b, bq, a, aq, trade_ms, event_ms] =
+            json::fields(d, ["s", "u", "b", "B", "a", "A", "T", "E"]);
+        let symbol = json::required(s, "s")?
+            .into_string()
+            .ok_or(ParseError::MissingField("s"))?;
+        let instrument = self.instrument(symbol)?;
+        let opt_dec = |v: Option<Value<'_, '_>>| -> Result<Option<Decimal>, ParseError> {
+            match v {
+                Some(x) if !x.is_null() && x.as_str() != Some("") => json::decimal(x).map(Some),
+                _ => Ok(None),
+            }
+        };
         let ticker = BookTicker {
             instrument,
-            update_id: opt_uint(d, "u")?,
-            bid_price: json::opt_decimal_field(d, "b")?,
-            bid_qty: json::opt_decimal_field(d, "B")?,
-            ask_price: json::opt_decimal_field(d, "a")?,
-            ask_qty: json::opt_decimal_field(d, "A")?,
-            stamps: self.stamps(first_ms(d, "T", "E")?),
+            update_id: match u {
+                Some(v) if !v.is_null() => Some(json::uint(v)?),
+                _ => None,
+            },
+            bid_price: opt_dec(b)?,
+            bid_qty: opt_dec(bq)?,
+            ask_price: opt_dec(a)?,
+            ask_qty: opt_dec(aq)?,
+            stamps: self.stamps(first_present_ms(trade_ms, event_ms)?),
         };
         sink.event(Event::BookTicker(ticker));
         Ok(FrameKind::BookTicker)
@@ -602,15 +637,6 @@ impl Ctx<'_> {
     }
 }
 
-/// Field `key` as an unsigned integer when present and not null.
-fn opt_uint(v: Value<'_, '_>, key: &str) -> Result<Option<u64>, ParseError> {
-    match v.get(key) {
-        None => Ok(None),
-        Some(x) if x.is_null() => Ok(None),
-        Some(x) => json::uint(x).map(Some),
-    }
-}
-
 /// Field `key` as a signed integer (a time in ms) when present and not null.
 fn opt_int(v: Value<'_, '_>, key: &str) -> Result<Option<i64>, ParseError> {
     match v.get(key) {
@@ -626,6 +652,19 @@ fn first_ms(v: Value<'_, '_>, preferred: &str, fallback: &str) -> Result<Option<
         Some(t) => Ok(Some(t)),
         None => opt_int(v, fallback),
     }
+}
+
+/// A time in ms from the first present, non-null value of `preferred`, `fallback`.
+fn first_present_ms(
+    preferred: Option<Value<'_, '_>>,
+    fallback: Option<Value<'_, '_>>,
+) -> Result<Option<i64>, ParseError> {
+    for v in [preferred, fallback].into_iter().flatten() {
+        if !v.is_null() {
+            return json::int(v).map(Some);
+        }
+    }
+    Ok(None)
 }
 
 /// `s` upper-cased into `buf`; `None` when it does not fit.

@@ -168,6 +168,50 @@ pub fn str_field<'i>(v: Value<'_, 'i>, key: &'static str) -> Result<&'i str, Par
         .ok_or(ParseError::MissingField(key))
 }
 
+/// Looks up several fields of object `v` in one pass over its entries; `out[i]` is the value
+/// of `keys[i]`, `None` when absent (or when `v` is not an object). simd-json's `get` scans
+/// the entries once per key and compares with a library call; venue keys are 1-20 bytes, so
+/// one pass with inline comparisons is several times cheaper on 10-field messages.
+#[inline]
+pub fn fields<'t, 'i, const N: usize>(
+    v: Value<'t, 'i>,
+    keys: [&str; N],
+) -> [Option<Value<'t, 'i>>; N] {
+    let mut out = [None; N];
+    let Some(obj) = v.as_object() else {
+        return out;
+    };
+    let mut found = 0;
+    for (k, val) in obj.iter() {
+        let k = k.as_bytes();
+        for (i, want) in keys.iter().enumerate() {
+            let want = want.as_bytes();
+            if k.len() == want.len() && out[i].is_none() && k.iter().zip(want).all(|(a, b)| a == b)
+            {
+                out[i] = Some(val);
+                found += 1;
+                break;
+            }
+        }
+        if found == N {
+            break;
+        }
+    }
+    out
+}
+
+/// A required field from a [`fields`] result.
+///
+/// # Errors
+/// [`ParseError::MissingField`] naming `key`.
+#[inline]
+pub fn required<'t, 'i>(
+    v: Option<Value<'t, 'i>>,
+    key: &'static str,
+) -> Result<Value<'t, 'i>, ParseError> {
+    v.ok_or(ParseError::MissingField(key))
+}
+
 fn parse_u64(b: &[u8]) -> Result<u64, ParseError> {
     if b.is_empty() {
         return Err(ParseError::BadNumber(crate::model::DecimalError::Empty));
@@ -203,6 +247,19 @@ mod tests {
                 assert_eq!(uint_field(v, "s")?, 1652459223003);
                 assert_eq!(int_field(v, "x")?, -5);
                 assert_eq!(decimal_field(v, "zz"), Err(ParseError::MissingField("zz")));
+                Ok(())
+            })
+            .unwrap();
+        let mut frame = br#"{"a":1,"bb":"x","c":[1],"a2":2}"#.to_vec();
+        scratch
+            .parse(&mut frame, |v| {
+                let [a, c, missing, bb] = fields(v, ["a", "c", "zz", "bb"]);
+                assert_eq!(uint(a.unwrap())?, 1);
+                assert!(c.unwrap().is_array());
+                assert!(missing.is_none());
+                assert_eq!(bb.unwrap().as_str(), Some("x"));
+                let [x] = fields(a.unwrap(), ["a"]);
+                assert!(x.is_none(), "not an object");
                 Ok(())
             })
             .unwrap();
