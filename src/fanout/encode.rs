@@ -1,5 +1,6 @@
 //! Encodes normalized events as tardis-machine JSON messages (`trade`, `book_change`,
-//! `book_ticker`, `derivative_ticker`, `liquidation`), byte-exact to its wire format:
+//! `book_ticker`, `derivative_ticker`, `liquidation`, `book_snapshot`, `disconnect`, `error`)
+//! and pinfeed's opt-in messages (`book_invalid`, `imbalance`), byte-exact to its wire format:
 //! numbers as JSON numbers in JavaScript's shortest form, ids as strings, ISO-8601 UTC
 //! timestamps, absent fields omitted (never `null`). Reference: `PROTOCOL.md` section 2.
 //!
@@ -279,6 +280,124 @@ impl BookChangeWriter {
     }
 }
 
+/// A `book_snapshot` message (also `quote`, a depth-1 snapshot): `name` is the data type the
+/// client asked for, verbatim; `bids` and `asks` run best first with exactly `depth` entries,
+/// `None` for a missing level (written `{}`). `ts_ns` is the snapshot's `timestamp` (the
+/// change's exchange time, or the end of its interval bucket), `recv_ts_ns` its
+/// `localTimestamp`.
+#[allow(clippy::too_many_arguments)]
+pub fn book_snapshot(
+    out: &mut Vec<u8>,
+    exchange: Exchange,
+    symbol: &str,
+    name: &str,
+    interval_ms: u64,
+    bids: &[Option<(Decimal, Decimal)>],
+    asks: &[Option<(Decimal, Decimal)>],
+    ts_ns: i64,
+    recv_ts_ns: i64,
+) {
+    head(out, "book_snapshot", exchange, symbol);
+    out.extend_from_slice(b",\"name\":");
+    write_str(out, name);
+    out.extend_from_slice(b",\"depth\":");
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(buf.format(bids.len()).as_bytes());
+    out.extend_from_slice(b",\"interval\":");
+    out.extend_from_slice(buf.format(interval_ms).as_bytes());
+    out.extend_from_slice(b",\"bids\":[");
+    snapshot_levels(out, bids);
+    out.extend_from_slice(b"],\"asks\":[");
+    snapshot_levels(out, asks);
+    out.push(b']');
+    times(out, ts_ns, recv_ts_ns);
+    out.push(b'}');
+}
+
+fn snapshot_levels(out: &mut Vec<u8>, levels: &[Option<(Decimal, Decimal)>]) {
+    for (i, level) in levels.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match level {
+            Some((price, amount)) => {
+                out.extend_from_slice(b"{\"price\":");
+                write_number(out, *price);
+                out.extend_from_slice(b",\"amount\":");
+                write_number(out, *amount);
+                out.push(b'}');
+            }
+            None => out.extend_from_slice(b"{}"),
+        }
+    }
+}
+
+/// A `disconnect` message: `symbols_json` is the option's `symbols` array exactly as the
+/// client sent it (already JSON), omitted when the option had none.
+pub fn disconnect(
+    out: &mut Vec<u8>,
+    exchange: Exchange,
+    local_ts_ns: i64,
+    symbols_json: Option<&str>,
+) {
+    out.extend_from_slice(b"{\"type\":\"disconnect\",\"exchange\":\"");
+    out.extend_from_slice(exchange.id().as_bytes());
+    out.extend_from_slice(b"\",\"localTimestamp\":");
+    write_timestamp(out, local_ts_ns, true);
+    if let Some(symbols) = symbols_json {
+        out.extend_from_slice(b",\"symbols\":");
+        out.extend_from_slice(symbols.as_bytes());
+    }
+    out.push(b'}');
+}
+
+/// An `error` message: `exchange` is the option's exchange as the client wrote it (it may be
+/// one pinfeed does not serve), `details` the error text, `count` the number of errors for
+/// that exchange on this connection so far (`subSequentErrorsCount`, at least 1).
+pub fn error(out: &mut Vec<u8>, exchange: &str, local_ts_ns: i64, details: &str, count: u32) {
+    out.extend_from_slice(b"{\"type\":\"error\",\"exchange\":");
+    write_str(out, exchange);
+    out.extend_from_slice(b",\"localTimestamp\":");
+    write_timestamp(out, local_ts_ns, true);
+    out.extend_from_slice(b",\"details\":");
+    write_str(out, details);
+    out.extend_from_slice(b",\"subSequentErrorsCount\":");
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(buf.format(count).as_bytes());
+    out.push(b'}');
+}
+
+/// pinfeed's `book_invalid` message (opt-in `withIntegrityMessages`): the book of `symbol`
+/// lost sync at `local_ts_ns`; a `book_change` with `isSnapshot: true` follows once rebuilt.
+pub fn book_invalid(out: &mut Vec<u8>, exchange: Exchange, symbol: &str, local_ts_ns: i64) {
+    head(out, "book_invalid", exchange, symbol);
+    out.extend_from_slice(b",\"localTimestamp\":");
+    write_timestamp(out, local_ts_ns, true);
+    out.push(b'}');
+}
+
+/// pinfeed's `imbalance` message (opt-in data type `imbalance_{N}`): the bid share of the top
+/// `depth` levels of each side, in percent with two decimals (`imbalance_bp` is that share in
+/// basis points, `4119` for 41.19 %).
+pub fn imbalance(
+    out: &mut Vec<u8>,
+    exchange: Exchange,
+    symbol: &str,
+    depth: usize,
+    imbalance_bp: i64,
+    exch_ts_ns: i64,
+    recv_ts_ns: i64,
+) {
+    head(out, "imbalance", exchange, symbol);
+    out.extend_from_slice(b",\"depth\":");
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(buf.format(depth).as_bytes());
+    out.extend_from_slice(b",\"imbalance\":");
+    write_number(out, Decimal::new(imbalance_bp, 2));
+    times(out, exch_ts_ns, recv_ts_ns);
+    out.push(b'}');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,5 +508,86 @@ mod tests {
             String::from_utf8(out).unwrap(),
             r#"{"type":"book_change","symbol":"ETH-PERPETUAL","exchange":"deribit","isSnapshot":false,"bids":[{"price":217.8,"amount":0}],"asks":[{"price":219.2,"amount":64903},{"price":219.1,"amount":19343}],"timestamp":"2019-08-01T00:00:54.272Z","localTimestamp":"2019-06-01T00:00:28.619Z"}"#
         );
+    }
+
+    fn text(v: Vec<u8>) -> String {
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn book_snapshot_matches_the_protocol_example() {
+        // PROTOCOL.md section 5, "should produce correct book snapshots"
+        let mut out = Vec::new();
+        book_snapshot(
+            &mut out,
+            Exchange::Deribit,
+            "XBTUSD",
+            "book_snapshot_2_1000ms",
+            1000,
+            &[Some((d("119"), d("20"))), None],
+            &[Some((d("120"), d("10"))), Some((d("200"), d("20")))],
+            1_564_617_611_000_000_000,
+            1_564_617_612_132_000_000,
+        );
+        assert_eq!(
+            text(out),
+            r#"{"type":"book_snapshot","symbol":"XBTUSD","exchange":"deribit","name":"book_snapshot_2_1000ms","depth":2,"interval":1000,"bids":[{"price":119,"amount":20},{}],"asks":[{"price":120,"amount":10},{"price":200,"amount":20}],"timestamp":"2019-08-01T00:00:11.000Z","localTimestamp":"2019-08-01T00:00:12.132Z"}"#
+        );
+    }
+
+    #[test]
+    fn disconnect_error_invalid_imbalance() {
+        let mut out = Vec::new();
+        disconnect(&mut out, Exchange::Deribit, 1_571_830_469_416_000_000, None);
+        assert_eq!(
+            text(std::mem::take(&mut out)),
+            r#"{"type":"disconnect","exchange":"deribit","localTimestamp":"2019-10-23T11:34:29.416Z"}"#
+        );
+        disconnect(
+            &mut out,
+            Exchange::Deribit,
+            1_571_830_469_416_000_000,
+            Some(r#"["BTC-PERPETUAL"]"#),
+        );
+        assert_eq!(
+            text(std::mem::take(&mut out)),
+            r#"{"type":"disconnect","exchange":"deribit","localTimestamp":"2019-10-23T11:34:29.416Z","symbols":["BTC-PERPETUAL"]}"#
+        );
+        error(
+            &mut out,
+            "binance",
+            1_787_392_800_123_000_000,
+            "normalizeDerivativeTickers: binance not supported",
+            1,
+        );
+        assert_eq!(
+            text(std::mem::take(&mut out)),
+            r#"{"type":"error","exchange":"binance","localTimestamp":"2026-08-22T10:00:00.123Z","details":"normalizeDerivativeTickers: binance not supported","subSequentErrorsCount":1}"#
+        );
+        book_invalid(
+            &mut out,
+            Exchange::Bybit,
+            "BTCUSDT",
+            1_787_392_800_123_456_789,
+        );
+        assert_eq!(
+            text(std::mem::take(&mut out)),
+            r#"{"type":"book_invalid","symbol":"BTCUSDT","exchange":"bybit","localTimestamp":"2026-08-22T10:00:00.123Z"}"#
+        );
+        imbalance(
+            &mut out,
+            Exchange::Bybit,
+            "BTCUSDT",
+            5,
+            4119,
+            1_787_392_800_123_000_000,
+            1_787_392_800_124_000_000,
+        );
+        assert_eq!(
+            text(std::mem::take(&mut out)),
+            r#"{"type":"imbalance","symbol":"BTCUSDT","exchange":"bybit","depth":5,"imbalance":41.19,"timestamp":"2026-08-22T10:00:00.123Z","localTimestamp":"2026-08-22T10:00:00.124Z"}"#
+        );
+        imbalance(&mut out, Exchange::Bybit, "X", 1, 10000, 1, 1);
+        assert!(text(out).contains(r#""imbalance":100,"#));
     }
 }

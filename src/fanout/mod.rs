@@ -1,10 +1,78 @@
 //! Fan-out to clients: the tardis-machine WebSocket API on one mio thread that owns the
 //! listener and every client socket.
+//!
+//! [`Server`] serves `ws://HOST:PORT/ws-stream-normalized?options=...` exactly as
+//! `PROTOCOL.md` records tardis-machine's real-time API, plus pinfeed's opt-in additions of
+//! `DESIGN.md`. It consumes [`FanoutMsg`]s from the book thread over an `rtrb` ring, keeps its
+//! own copy of every book (for `isSnapshot` changes, snapshots, quotes and imbalance), encodes
+//! each message once and appends the same bytes to every subscribed client's bounded send
+//! buffer. See [`server`](self::Server) for the loop, the wake-up and the backpressure policy.
+//!
+//! # Choices where PROTOCOL.md leaves room
+//! - Unknown exchange, symbol or data type (or one pinfeed does not compute: grouped
+//!   snapshots, trade bars, option summaries, `derivative_ticker`/`liquidation` on a spot
+//!   exchange): an `error` message naming it when the option sets `withErrorMessages`, always
+//!   counted; the valid rest of the request is served. When nothing at all can be served, the
+//!   connection closes 1011 `Too many subsequent errors when connecting to  <exchange> WS API`,
+//!   tardis-machine's final outcome for such a request.
+//! - A missing or empty `symbols` means every symbol pinfeed serves on that exchange.
+//! - Options repeating a symbol and type are merged: each message is sent once.
+//! - A client that subscribes gets, at once, the current state of what it asked for:
+//!   `book_change` with `isSnapshot: true` and the current snapshot of each series (its
+//!   `timestamp` is the last change's). Then it follows the shared series.
+//! - `withSeq`, `withLatency`, `withIntegrityMessages` and `timerSnapshots` apply to the whole
+//!   connection when any option sets them (`timerSnapshots` only to series with an interval).
+//!
+//! # pinfeed's messages and fields (opt-in)
+//! - `imbalance_{N}`: after each book change that alters the top N levels,
+//!   `{"type":"imbalance","symbol","exchange","depth":N,"imbalance":41.19,"timestamp",
+//!   "localTimestamp"}`: the bid share of the summed sizes of the top N levels per side, in
+//!   percent, two decimals (rounded half up), omitted while both sides are empty.
+//! - `withSeq`: `"seq"` on every message of the connection, contiguous from 1.
+//! - `withIntegrityMessages`: `{"type":"book_invalid","symbol","exchange","localTimestamp"}`
+//!   when a book the client follows (book_change, snapshots, quotes, imbalance) loses sync or
+//!   its connection drops; a `book_change` with `isSnapshot: true` follows once rebuilt.
+//! - `timerSnapshots`: snapshot series with an interval are emitted at every epoch-aligned
+//!   wall-clock boundary (`timestamp` = the boundary, `localTimestamp` = now), changes or not,
+//!   instead of on the first change of the next bucket.
+//! - `withLatency`: `"recvNs"` (the upstream frame's monotonic receive stamp, when it has one)
+//!   and `"sentNs"` (when the fan-out queued the message), both from [`mono_now_ns`]'s clock.
 
+mod client;
+mod connection;
 pub mod encode;
+mod options;
+mod route;
+mod server;
+mod sessions;
+mod state;
+mod stats;
+mod ws;
+
+pub use server::{Notifier, Server, StopHandle, Tuning};
+pub use stats::{BadRequest, FanoutCounters, FanoutStats};
+
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::book::TickerState;
 use crate::model::{Event, Exchange, InstrumentId};
+
+/// Monotonic clock, ns since the first call in the process. Ingest should stamp
+/// `recv_mono_ns` with it so that `withLatency`'s `recvNs` and `sentNs` compare.
+#[inline]
+pub fn mono_now_ns() -> u64 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    // never 0: 0 means "no stamp"
+    ORIGIN.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
+}
+
+/// Wall clock, unix ns.
+pub(crate) fn unix_now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
 
 /// What the book thread publishes to the fan-out thread, in order, over one SPSC ring.
 ///

@@ -1,0 +1,241 @@
+//! One client connection: its socket, its bounded send buffer and its subscriptions.
+//!
+//! The send buffer is allocated once at accept with room for the hard limit (plus a close
+//! frame) and never grows: a message that would take the unsent bytes over the hard limit is
+//! refused and the caller closes the client with 1008. Writing drains it to `WouldBlock`.
+
+use std::io::{self, Write};
+use std::time::Instant;
+
+use mio::net::TcpStream;
+
+use super::ws::{self, FrameDecoder};
+use crate::model::Exchange;
+
+/// Room reserved past the hard limit for control frames (a pong, then a close frame).
+pub const CONTROL_ROOM_BYTES: usize = 2 * (2 + 125);
+
+/// Where a connection is in its life.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading the HTTP request head.
+    Handshake,
+    /// Subscribed: receiving messages.
+    Open,
+    /// A close frame or HTTP error response is queued; nothing more is sent.
+    Closing,
+    /// Everything was sent and the write side shut down: reading until EOF or the deadline.
+    Draining,
+}
+
+/// What one subscription of a client points at in its instrument's state.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// `trade`.
+    Trade,
+    /// `book_change`.
+    BookChange,
+    /// `book_ticker`.
+    BookTicker,
+    /// `derivative_ticker`.
+    DerivativeTicker,
+    /// `liquidation`.
+    Liquidation,
+    /// `book_invalid`.
+    Integrity,
+    /// Index into the instrument's snapshot series.
+    Snap(u32),
+    /// Index into the instrument's imbalance streams.
+    Imb(u32),
+}
+
+/// One subscription of a client.
+#[derive(Copy, Clone, Debug)]
+pub struct ClientSub {
+    /// Instrument index.
+    pub instr: u32,
+    /// What it receives.
+    pub slot: Slot,
+    /// A message of it was dropped by conflation: send fresh state once the backlog drains.
+    pub dirty: bool,
+}
+
+/// One connection.
+pub struct Client {
+    /// The socket.
+    pub stream: TcpStream,
+    /// Life phase.
+    pub phase: Phase,
+    /// Closing/Draining: when the socket is dropped regardless.
+    pub deadline: Option<Instant>,
+    /// Request head being read (Handshake only).
+    pub head: Vec<u8>,
+    out: Vec<u8>,
+    out_start: usize,
+    /// Unsent bytes after the last write (what conflation looks at).
+    pub backlog: usize,
+    /// Client frame decoder.
+    pub decoder: FrameDecoder,
+    /// Received anything since the last heartbeat tick.
+    pub alive: bool,
+    /// Heartbeat ticks spent handshaking.
+    pub handshake_ticks: u8,
+    seq: u64,
+    /// `withSeq`.
+    pub with_seq: bool,
+    /// `withLatency`.
+    pub with_latency: bool,
+    /// Over the soft limit: book messages are being dropped.
+    pub conflating: bool,
+    /// Subscriptions.
+    pub subs: Vec<ClientSub>,
+    /// Options that get `disconnect` messages: exchange and `symbols` JSON.
+    pub disconnects: Vec<(Exchange, Option<String>)>,
+    /// In the server's dirty list.
+    pub in_dirty: bool,
+    /// In the server's closing list.
+    pub in_closing: bool,
+}
+
+impl Client {
+    /// A new connection with a send buffer of `hard_bytes` (plus control room).
+    pub fn new(stream: TcpStream, hard_bytes: usize) -> Client {
+        Client {
+            stream,
+            phase: Phase::Handshake,
+            deadline: None,
+            head: Vec::with_capacity(1024),
+            out: Vec::with_capacity(hard_bytes + CONTROL_ROOM_BYTES),
+            out_start: 0,
+            backlog: 0,
+            decoder: FrameDecoder::default(),
+            alive: true,
+            handshake_ticks: 0,
+            seq: 0,
+            with_seq: false,
+            with_latency: false,
+            conflating: false,
+            subs: Vec::new(),
+            disconnects: Vec::new(),
+            in_dirty: false,
+            in_closing: false,
+        }
+    }
+
+    /// Unsent bytes.
+    #[inline]
+    pub fn pending(&self) -> usize {
+        self.out.len() - self.out_start
+    }
+
+    /// Makes room for `n` more bytes without growing the buffer (moves unsent bytes to the
+    /// front when needed). The caller checked that they fit the capacity.
+    #[inline]
+    fn reserve(&mut self, n: usize) {
+        if self.out.len() + n > self.out.capacity() && self.out_start > 0 {
+            self.out.copy_within(self.out_start.., 0);
+            self.out.truncate(self.out.len() - self.out_start);
+            self.out_start = 0;
+        }
+    }
+
+    /// Queues one JSON message (`msg` is one object) as a text frame, adding this client's
+    /// `seq`, `recvNs` and `sentNs` fields when it asked for them. Returns false, queuing
+    /// nothing, when the unsent bytes would pass `hard_bytes`.
+    #[inline]
+    pub fn push_message(
+        &mut self,
+        msg: &[u8],
+        recv_mono_ns: u64,
+        sent_mono_ns: u64,
+        hard_bytes: usize,
+    ) -> bool {
+        let mut suffix = [0u8; 96];
+        let mut n = 0;
+        let extra = self.with_seq || self.with_latency;
+        if extra {
+            let mut put = |bytes: &[u8]| {
+                suffix[n..n + bytes.len()].copy_from_slice(bytes);
+                n += bytes.len();
+            };
+            let mut buf = itoa::Buffer::new();
+            if self.with_seq {
+                put(b",\"seq\":");
+                put(buf.format(self.seq + 1).as_bytes());
+            }
+            if self.with_latency {
+                if recv_mono_ns != 0 {
+                    put(b",\"recvNs\":");
+                    put(buf.format(recv_mono_ns).as_bytes());
+                }
+                put(b",\"sentNs\":");
+                put(buf.format(sent_mono_ns).as_bytes());
+            }
+            put(b"}");
+        }
+        let body = if extra { msg.len() - 1 + n } else { msg.len() };
+        let mut header = [0u8; 10];
+        let h = ws::frame_header(ws::OP_TEXT, body, &mut header);
+        if self.pending() + h + body > hard_bytes {
+            return false;
+        }
+        self.reserve(h + body);
+        self.out.extend_from_slice(&header[..h]);
+        if extra {
+            self.out.extend_from_slice(&msg[..msg.len() - 1]);
+            self.out.extend_from_slice(&suffix[..n]);
+        } else {
+            self.out.extend_from_slice(msg);
+        }
+        self.seq += 1;
+        true
+    }
+
+    /// Queues a control frame (ping, pong) under the hard limit; false when over it.
+    pub fn push_control(&mut self, opcode: u8, payload: &[u8], hard_bytes: usize) -> bool {
+        let mut header = [0u8; 10];
+        let h = ws::frame_header(opcode, payload.len(), &mut header);
+        if self.pending() + h + payload.len() > hard_bytes {
+            return false;
+        }
+        self.reserve(h + payload.len());
+        self.out.extend_from_slice(&header[..h]);
+        self.out.extend_from_slice(payload);
+        true
+    }
+
+    /// Queues raw bytes (HTTP responses, close frames) past the hard limit, within the
+    /// control room; bytes that do not fit are not queued.
+    pub fn push_raw(&mut self, bytes: &[u8]) {
+        self.reserve(bytes.len());
+        if self.out.len() + bytes.len() <= self.out.capacity() {
+            self.out.extend_from_slice(bytes);
+        }
+    }
+
+    /// Writes unsent bytes until done or `WouldBlock`; returns the bytes written.
+    ///
+    /// # Errors
+    /// The socket's error (the connection is gone).
+    pub fn flush(&mut self) -> io::Result<usize> {
+        let mut written = 0;
+        while self.out_start < self.out.len() {
+            match self.stream.write(&self.out[self.out_start..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.out_start += n;
+                    written += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.out_start == self.out.len() {
+            self.out.clear();
+            self.out_start = 0;
+        }
+        self.backlog = self.pending();
+        Ok(written)
+    }
+}

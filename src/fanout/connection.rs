@@ -1,0 +1,528 @@
+//! Connection handling of the fan-out loop: accept, the HTTP upgrade, options and
+//! subscriptions, the initial and recovered state of a client, and its removal.
+
+use std::io::{self, Read};
+
+use mio::{Interest, Token};
+
+use super::client::{Client, ClientSub, Phase, Slot};
+use super::encode;
+use super::options::{self, OptionsError, SubKind, UnknownKind};
+use super::server::{FIRST_CLIENT, Fanout};
+use super::sessions::Sessions;
+use super::state::{ImbStream, SnapStream, SubRef};
+use super::stats::BadRequest;
+use super::unix_now_ns;
+use super::ws;
+use crate::model::{BookSide, InstrumentId, Level};
+
+/// Socket reads (of the 64 KiB buffer) per client per turn.
+const READS_PER_TURN: usize = 16;
+
+impl Fanout {
+    pub(super) fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, _)) => {
+                    self.s.counters.accepted += 1;
+                    if self.s.live >= self.max_clients {
+                        self.s.counters.bad_requests[BadRequest::TooManyClients as usize] += 1;
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let ci = match self.s.free.pop() {
+                        Some(ci) => ci,
+                        None => {
+                            self.s.clients.push(None);
+                            (self.s.clients.len() - 1) as u32
+                        }
+                    };
+                    let token = Token(ci as usize + FIRST_CLIENT);
+                    if self
+                        .poll
+                        .registry()
+                        .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                        .is_err()
+                    {
+                        self.s.free.push(ci);
+                        continue;
+                    }
+                    self.s.clients[ci as usize] = Some(Client::new(stream, self.s.hard));
+                    self.s.live += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Reads until `WouldBlock`, at most [`READS_PER_TURN`] times; a client with more to read
+    /// is read again next turn, so one flooding client cannot hold the loop.
+    pub(super) fn on_readable(&mut self, ci: u32) {
+        for _ in 0..READS_PER_TURN {
+            let Some(c) = self.s.get(ci) else { return };
+            let n = match c.stream.read(&mut self.read_buf) {
+                Ok(0) => {
+                    if c.phase == Phase::Open {
+                        self.s.counters.client_disconnects += 1;
+                    }
+                    self.remove(ci);
+                    return;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    if c.phase == Phase::Open {
+                        self.s.counters.client_disconnects += 1;
+                    }
+                    self.remove(ci);
+                    return;
+                }
+            };
+            match c.phase {
+                Phase::Handshake => self.on_head_bytes(ci, n),
+                Phase::Open => self.s.on_frames(ci, &self.read_buf[..n]),
+                Phase::Closing | Phase::Draining => {}
+            }
+        }
+        if self.s.get(ci).is_some() && !self.reread.contains(&ci) {
+            self.reread.push(ci);
+        }
+    }
+
+    pub(super) fn on_head_bytes(&mut self, ci: u32, n: usize) {
+        let Some(c) = self.s.get(ci) else { return };
+        let old = c.head.len();
+        c.head.extend_from_slice(&self.read_buf[..n]);
+        let from = old.saturating_sub(3);
+        let end = ws::head_end(&c.head[from..]).map(|e| e + from);
+        match end {
+            Some(end) if end <= ws::MAX_HEAD_BYTES => {
+                let head = std::mem::take(&mut c.head);
+                self.on_head(ci, &head[..end]);
+                let open = self.s.get(ci).is_some_and(|c| c.phase == Phase::Open);
+                if open && head.len() > end {
+                    self.s.on_frames(ci, &head[end..]);
+                }
+            }
+            None if c.head.len() <= ws::MAX_HEAD_BYTES => {}
+            _ => {
+                c.head = Vec::new();
+                self.s.counters.bad_requests[BadRequest::HeaderTooLarge as usize] += 1;
+                self.s.http_close(ci, 431);
+            }
+        }
+    }
+
+    pub(super) fn on_head(&mut self, ci: u32, head: &[u8]) {
+        match ws::parse_head(head) {
+            ws::Handshake::Upgrade { target, key } => {
+                let mut response = Vec::with_capacity(160);
+                ws::accept_response(key, &mut response);
+                if let Some(c) = self.s.get(ci) {
+                    c.push_raw(&response);
+                }
+                self.s.mark_dirty(ci);
+                self.open_session(ci, target);
+            }
+            other => {
+                let (kind, status) = match other {
+                    ws::Handshake::NotUpgrade => (BadRequest::NotWebSocket, 426),
+                    ws::Handshake::BadMethod => (BadRequest::BadHandshake, 405),
+                    _ => (BadRequest::BadHandshake, 400),
+                };
+                self.s.counters.bad_requests[kind as usize] += 1;
+                self.s.http_close(ci, status);
+            }
+        }
+    }
+
+    /// After the `101`: routes, parses options, subscribes, sends the initial state.
+    pub(super) fn open_session(&mut self, ci: u32, target: &str) {
+        let (path, query) = ws::route(target);
+        let bad = |s: &mut Sessions, kind: BadRequest| s.counters.bad_requests[kind as usize] += 1;
+        if path != "/ws-stream-normalized" {
+            bad(&mut self.s, BadRequest::UnknownPath);
+            // tardis-machine accepts the upgrade, then closes 1008 with no reason
+            self.s.start_close(ci, 1008, "");
+            return;
+        }
+        let entries = match options::parse_query(query) {
+            Ok(entries) => entries,
+            Err(OptionsError::Malformed(reason)) => {
+                bad(&mut self.s, BadRequest::MalformedOptions);
+                self.s.start_close(ci, 1011, &reason);
+                return;
+            }
+            Err(OptionsError::Empty) => {
+                bad(&mut self.s, BadRequest::EmptyOptions);
+                self.s
+                    .start_close(ci, 1000, "WS stream-normalized finished");
+                return;
+            }
+        };
+        let resolved = options::resolve(&entries, &self.instruments);
+        {
+            let Some(c) = self.s.get(ci) else { return };
+            c.phase = Phase::Open;
+            c.with_seq = resolved.with_seq;
+            c.with_latency = resolved.with_latency;
+            c.disconnects = resolved.disconnects;
+            c.head = Vec::new();
+        }
+        if resolved.with_latency {
+            self.s.latency_clients += 1;
+        }
+        let now = unix_now_ns();
+        let mut per_exchange: Vec<(&str, u32)> = Vec::new();
+        for e in &resolved.errors {
+            let c = &mut self.s.counters;
+            match e.kind {
+                UnknownKind::Exchange => c.unknown_exchange += 1,
+                UnknownKind::Symbol => c.unknown_symbol += 1,
+                UnknownKind::DataType => c.unknown_data_type += 1,
+            }
+            if !e.send {
+                continue;
+            }
+            let count = match per_exchange.iter_mut().find(|(x, _)| *x == e.exchange) {
+                Some((_, n)) => {
+                    *n += 1;
+                    *n
+                }
+                None => {
+                    per_exchange.push((&e.exchange, 1));
+                    1
+                }
+            };
+            self.cold.clear();
+            encode::error(&mut self.cold, &e.exchange, now, &e.details, count);
+            self.s.push_one(ci, &self.cold, 0);
+        }
+        if resolved.subs.is_empty() {
+            bad(&mut self.s, BadRequest::NothingToServe);
+            let exchange = resolved
+                .errors
+                .first()
+                .map_or(entries[0].exchange.as_str(), |e| e.exchange.as_str());
+            let reason =
+                format!("Too many subsequent errors when connecting to  {exchange} WS API");
+            self.s.start_close(ci, 1011, &reason);
+            return;
+        }
+        self.s.counters.sessions += 1;
+        for (id, kind) in resolved.subs {
+            self.subscribe(ci, id, kind, now);
+        }
+        // initial state (isSnapshot book_change, current snapshots): sent like a recovery
+        if let Some(c) = self.s.get(ci) {
+            let mut any = false;
+            for sub in &mut c.subs {
+                if matches!(sub.slot, Slot::BookChange | Slot::Snap(_) | Slot::Imb(_)) {
+                    sub.dirty = true;
+                    any = true;
+                }
+            }
+            if any {
+                c.conflating = true;
+                if !self.recover(ci) {
+                    self.retry.push(ci);
+                }
+            }
+        }
+    }
+
+    pub(super) fn subscribe(&mut self, ci: u32, id: InstrumentId, kind: SubKind, now_ns: i64) {
+        let Some(instr) = self.instrs.get_mut(id.index()) else {
+            return;
+        };
+        let Some(c) = self.s.clients.get_mut(ci as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let r = SubRef {
+            client: ci,
+            sub: c.subs.len() as u32,
+        };
+        let slot = match kind {
+            SubKind::Trade => {
+                instr.trade.push(r);
+                Slot::Trade
+            }
+            SubKind::BookChange => {
+                instr.book_change.push(r);
+                Slot::BookChange
+            }
+            SubKind::BookTicker => {
+                instr.book_ticker.push(r);
+                Slot::BookTicker
+            }
+            SubKind::DerivativeTicker => {
+                instr.derivative_ticker.push(r);
+                Slot::DerivativeTicker
+            }
+            SubKind::Liquidation => {
+                instr.liquidation.push(r);
+                Slot::Liquidation
+            }
+            SubKind::Integrity => {
+                instr.integrity.push(r);
+                Slot::Integrity
+            }
+            SubKind::Snapshot { spec, timer } => {
+                let i = match instr
+                    .snaps
+                    .iter()
+                    .position(|s| *s.name == *spec.name && s.timer == timer)
+                {
+                    Some(i) => i,
+                    None => {
+                        instr.snaps.push(SnapStream::new(
+                            &spec.name,
+                            spec.depth,
+                            spec.interval_ms,
+                            timer,
+                            now_ns,
+                        ));
+                        if timer {
+                            self.timer_streams += 1;
+                            self.next_timer_ns = self
+                                .next_timer_ns
+                                .min(instr.snaps[instr.snaps.len() - 1].next_due_ns);
+                        }
+                        instr.snaps.len() - 1
+                    }
+                };
+                instr.snaps[i].subs.push(r);
+                Slot::Snap(i as u32)
+            }
+            SubKind::Imbalance(depth) => {
+                let i = match instr.imbs.iter().position(|s| s.depth == depth) {
+                    Some(i) => i,
+                    None => {
+                        instr.imbs.push(ImbStream::new(depth));
+                        instr.imbs.len() - 1
+                    }
+                };
+                instr.imbs[i].subs.push(r);
+                Slot::Imb(i as u32)
+            }
+        };
+        c.subs.push(ClientSub {
+            instr: id.0,
+            slot,
+            dirty: false,
+        });
+    }
+
+    /// Sends fresh state for every dirty subscription of `ci` whose book is not mid-message;
+    /// true when none is left dirty (the client stops conflating).
+    pub(super) fn recover(&mut self, ci: u32) -> bool {
+        let Some(c) = self.s.get(ci) else {
+            return true;
+        };
+        let n = c.subs.len();
+        let mut complete = true;
+        for si in 0..n {
+            let Some(c) = self.s.get(ci) else { return true };
+            if c.phase != Phase::Open {
+                return true;
+            }
+            let sub = c.subs[si];
+            if !sub.dirty {
+                continue;
+            }
+            if self
+                .current
+                .is_some_and(|cur| cur.instr == sub.instr as usize)
+            {
+                complete = false;
+                continue;
+            }
+            c.subs[si].dirty = false;
+            self.send_state(ci, sub);
+        }
+        if complete {
+            if let Some(c) = self.s.get(ci) {
+                c.conflating = false;
+            }
+        }
+        complete
+    }
+
+    /// Fresh state of one subscription, to one client.
+    pub(super) fn send_state(&mut self, ci: u32, sub: ClientSub) {
+        let Some(instr) = self.instrs.get_mut(sub.instr as usize) else {
+            return;
+        };
+        self.cold.clear();
+        let mono = instr.last_recv_mono_ns;
+        match sub.slot {
+            Slot::BookChange if instr.synced => {
+                let w = &mut self.cold_writer;
+                w.begin();
+                for side in [BookSide::Bid, BookSide::Ask] {
+                    for (price, qty) in instr.book.decimal_levels(side) {
+                        w.level(&Level { side, price, qty });
+                    }
+                }
+                w.finish(
+                    &mut self.cold,
+                    instr.exchange,
+                    &instr.symbol,
+                    true,
+                    instr.last_exch_ts_ns,
+                    instr.last_recv_ts_ns,
+                );
+            }
+            Slot::Snap(i) if instr.synced => {
+                let last_ts = instr.last_ts_ns();
+                let Some(s) = instr.snaps.get_mut(i as usize) else {
+                    return;
+                };
+                let ts = s.current(&instr.book, last_ts);
+                encode::book_snapshot(
+                    &mut self.cold,
+                    instr.exchange,
+                    &instr.symbol,
+                    &s.name,
+                    s.interval_ms,
+                    &s.top.bids,
+                    &s.top.asks,
+                    ts,
+                    instr.last_recv_ts_ns,
+                );
+            }
+            Slot::Imb(i) if instr.synced => {
+                let Some(s) = instr.imbs.get_mut(i as usize) else {
+                    return;
+                };
+                let Some(bp) = s.current(&instr.book) else {
+                    return;
+                };
+                encode::imbalance(
+                    &mut self.cold,
+                    instr.exchange,
+                    &instr.symbol,
+                    s.depth,
+                    bp,
+                    instr.last_exch_ts_ns,
+                    instr.last_recv_ts_ns,
+                );
+            }
+            Slot::BookTicker => {
+                let Some(t) = instr.last_book_ticker else {
+                    return;
+                };
+                encode::book_ticker(&mut self.cold, instr.exchange, &instr.symbol, &t);
+            }
+            _ => return,
+        }
+        self.s.push_one(ci, &self.cold, mono);
+    }
+
+    /// Retries fresh state that waited for a book message to end.
+    pub(super) fn retry_state(&mut self) {
+        let mut i = 0;
+        while i < self.retry.len() {
+            let ci = self.retry[i];
+            let waiting = self
+                .s
+                .get(ci)
+                .is_some_and(|c| c.phase == Phase::Open && c.conflating);
+            if !waiting || self.recover(ci) {
+                self.retry.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Drops a client: its socket closes and its subscriptions go.
+    pub(super) fn remove(&mut self, ci: u32) {
+        let Some(mut c) = self.s.clients.get_mut(ci as usize).and_then(Option::take) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        if c.phase == Phase::Open && c.with_latency {
+            self.s.latency_clients -= 1;
+        }
+        let mut touched: Vec<u32> = Vec::new();
+        for (si, sub) in c.subs.iter().enumerate() {
+            let r = SubRef {
+                client: ci,
+                sub: si as u32,
+            };
+            let Some(instr) = self.instrs.get_mut(sub.instr as usize) else {
+                continue;
+            };
+            let list = match sub.slot {
+                Slot::Trade => &mut instr.trade,
+                Slot::BookChange => &mut instr.book_change,
+                Slot::BookTicker => &mut instr.book_ticker,
+                Slot::DerivativeTicker => &mut instr.derivative_ticker,
+                Slot::Liquidation => &mut instr.liquidation,
+                Slot::Integrity => &mut instr.integrity,
+                Slot::Snap(k) => &mut instr.snaps[k as usize].subs,
+                Slot::Imb(k) => &mut instr.imbs[k as usize].subs,
+            };
+            if let Some(p) = list.iter().position(|x| *x == r) {
+                list.remove(p);
+            }
+            if matches!(sub.slot, Slot::Snap(_) | Slot::Imb(_)) && !touched.contains(&sub.instr) {
+                touched.push(sub.instr);
+            }
+        }
+        for i in touched {
+            self.prune_streams(i as usize);
+        }
+        if c.in_closing {
+            self.s.closing.retain(|&x| x != ci);
+        }
+        if c.in_dirty {
+            self.s.dirty.retain(|&x| x != ci);
+        }
+        self.retry.retain(|&x| x != ci);
+        self.reread.retain(|&x| x != ci);
+        self.s.free.push(ci);
+        self.s.live -= 1;
+    }
+
+    /// Removes series and imbalance streams nobody subscribes to any more.
+    pub(super) fn prune_streams(&mut self, i: usize) {
+        let instr = &mut self.instrs[i];
+        let mut k = instr.snaps.len();
+        while k > 0 {
+            k -= 1;
+            if !instr.snaps[k].subs.is_empty() {
+                continue;
+            }
+            if instr.snaps[k].timer {
+                self.timer_streams -= 1;
+            }
+            instr.snaps.swap_remove(k);
+            if let Some(moved) = instr.snaps.get(k) {
+                for r in &moved.subs {
+                    if let Some(Some(c)) = self.s.clients.get_mut(r.client as usize) {
+                        c.subs[r.sub as usize].slot = Slot::Snap(k as u32);
+                    }
+                }
+            }
+        }
+        let mut k = instr.imbs.len();
+        while k > 0 {
+            k -= 1;
+            if !instr.imbs[k].subs.is_empty() {
+                continue;
+            }
+            instr.imbs.swap_remove(k);
+            if let Some(moved) = instr.imbs.get(k) {
+                for r in &moved.subs {
+                    if let Some(Some(c)) = self.s.clients.get_mut(r.client as usize) {
+                        c.subs[r.sub as usize].slot = Slot::Imb(k as u32);
+                    }
+                }
+            }
+        }
+    }
+}

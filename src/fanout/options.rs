@@ -1,0 +1,929 @@
+//! The `options` query parameter of `/ws-stream-normalized` (PROTOCOL.md sections 1-4) and its
+//! resolution against the instruments pinfeed serves.
+//!
+//! Parsing is the cold path of a connection's start; it allocates freely.
+//!
+//! Outcomes, in the terms of PROTOCOL.md:
+//! - missing or invalid JSON, a missing `dataTypes`, a malformed computed type
+//!   (`book_snapshot_x_1s`, `quote_xs`, `trade_bar_5x`, `imbalance_0`): [`OptionsError::Malformed`]
+//!   with tardis-machine's error text, closed 1011;
+//! - an empty array: [`OptionsError::Empty`], closed 1000 `WS stream-normalized finished`;
+//! - an unknown exchange, symbol or data type, or one pinfeed does not compute (grouped
+//!   snapshots, trade bars, option summaries, a type the exchange has no feed for): a
+//!   [`ResolveError`] naming it; the valid rest of the request is served.
+
+use serde_json::Value;
+
+use crate::model::{Exchange, InstrumentId, Instruments};
+
+/// Deepest book snapshot or imbalance pinfeed computes, levels per side.
+pub const MAX_DEPTH_LEVELS: usize = 1000;
+
+/// One parsed option object.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OptionEntry {
+    /// `exchange` as the client wrote it (`undefined` when absent, as JavaScript prints it).
+    pub exchange: String,
+    /// `symbols` as sent; `None` when absent.
+    pub symbols: Option<Vec<String>>,
+    /// The `symbols` array re-serialized as JSON, for `disconnect` messages.
+    pub symbols_json: Option<String>,
+    /// Parsed `dataTypes`, in request order.
+    pub data_types: Vec<DataType>,
+    /// `withDisconnectMessages` (JavaScript truthiness).
+    pub with_disconnect_messages: bool,
+    /// `withErrorMessages`.
+    pub with_error_messages: bool,
+    /// pinfeed: `withSeq`.
+    pub with_seq: bool,
+    /// pinfeed: `withIntegrityMessages`.
+    pub with_integrity_messages: bool,
+    /// pinfeed: `timerSnapshots`.
+    pub timer_snapshots: bool,
+    /// pinfeed: `withLatency`.
+    pub with_latency: bool,
+}
+
+/// A book snapshot series: `book_snapshot_{depth}_{n}{ms|s|m}`, `quote`, `quote_{n}{unit}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SnapshotSpec {
+    /// The data type string verbatim (the message's `name`).
+    pub name: String,
+    /// Levels per side, `1..=MAX_DEPTH_LEVELS`.
+    pub depth: usize,
+    /// Interval in ms; 0 = after every change of the top `depth` levels.
+    pub interval_ms: u64,
+}
+
+/// One entry of `dataTypes`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataType {
+    /// `trade`.
+    Trade,
+    /// `book_change`.
+    BookChange,
+    /// `book_ticker`.
+    BookTicker,
+    /// `derivative_ticker`.
+    DerivativeTicker,
+    /// `liquidation`.
+    Liquidation,
+    /// `option_summary` (valid, not computed by pinfeed).
+    OptionSummary,
+    /// A book snapshot series.
+    BookSnapshot(SnapshotSpec),
+    /// pinfeed: `imbalance_{N}`.
+    Imbalance(usize),
+    /// Well formed, but pinfeed does not compute it (grouped snapshots, trade bars, depth over
+    /// [`MAX_DEPTH_LEVELS`]): `details` says why.
+    Unsupported {
+        /// The data type string.
+        name: String,
+        /// The error text sent to the client.
+        details: String,
+    },
+    /// A name that is no data type.
+    Unknown(String),
+}
+
+/// Why a request is refused as a whole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OptionsError {
+    /// Close 1011 with this reason (JavaScript error text, not yet cut to 123 bytes).
+    Malformed(String),
+    /// `[]`: close 1000 `WS stream-normalized finished`.
+    Empty,
+}
+
+/// Decodes a query component as Node's `querystring` does: `+` is a space, `%XX` a byte, a
+/// malformed `%` sequence stays as written; invalid UTF-8 becomes U+FFFD.
+pub fn url_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The `options` value of a query string (the part after `?`), decoded. Several `options`
+/// parameters are joined with `,` (JavaScript's `String` of the array Node returns).
+pub fn options_param(query: &str) -> Option<String> {
+    let mut found: Option<String> = None;
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if url_decode(k) == "options" {
+            let v = url_decode(v);
+            found = Some(match found {
+                None => v,
+                Some(prev) => prev + "," + &v,
+            });
+        }
+    }
+    found
+}
+
+/// Parses a whole request from its query string.
+///
+/// # Errors
+/// [`OptionsError`] as the module docs list.
+pub fn parse_query(query: &str) -> Result<Vec<OptionEntry>, OptionsError> {
+    match options_param(query) {
+        None => Err(OptionsError::Malformed(
+            "SyntaxError: \"undefined\" is not valid JSON".into(),
+        )),
+        Some(text) => parse_options(&text),
+    }
+}
+
+/// JavaScript truthiness of a JSON value.
+fn truthy(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan()),
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Array(_) | Value::Object(_)) => true,
+    }
+}
+
+/// Parses the `options` JSON text: one object or an array of objects.
+///
+/// # Errors
+/// [`OptionsError`] as the module docs list.
+pub fn parse_options(text: &str) -> Result<Vec<OptionEntry>, OptionsError> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| OptionsError::Malformed(format!("SyntaxError: {e}")))?;
+    let items = match value {
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Err(OptionsError::Empty);
+            }
+            items
+        }
+        other => vec![other],
+    };
+    items.iter().map(parse_entry).collect()
+}
+
+fn parse_entry(v: &Value) -> Result<OptionEntry, OptionsError> {
+    let malformed = |s: &str| OptionsError::Malformed(s.to_string());
+    let obj = match v {
+        Value::Object(o) => o,
+        Value::Null => {
+            return Err(malformed(
+                "TypeError: Cannot read properties of null (reading 'dataTypes')",
+            ));
+        }
+        _ => {
+            return Err(malformed(
+                "TypeError: Cannot read properties of undefined (reading 'includes')",
+            ));
+        }
+    };
+    let data_types = match obj.get("dataTypes") {
+        None | Some(Value::Null) => {
+            return Err(malformed(
+                "TypeError: Cannot read properties of undefined (reading 'includes')",
+            ));
+        }
+        Some(Value::Array(a)) => {
+            let mut out = Vec::with_capacity(a.len());
+            for t in a {
+                let Value::String(t) = t else {
+                    return Err(malformed(
+                        "TypeError: dataType.startsWith is not a function",
+                    ));
+                };
+                out.push(parse_data_type(t).map_err(OptionsError::Malformed)?);
+            }
+            out
+        }
+        Some(_) => {
+            return Err(malformed(
+                "TypeError: options.dataTypes.map is not a function",
+            ));
+        }
+    };
+    let exchange = match obj.get("exchange") {
+        None => "undefined".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    let (symbols, symbols_json) = match obj.get("symbols") {
+        None | Some(Value::Null) => (None, None),
+        Some(v @ Value::Array(a)) => {
+            let mut out = Vec::with_capacity(a.len());
+            for s in a {
+                let Value::String(s) = s else {
+                    return Err(malformed("TypeError: symbol.toUpperCase is not a function"));
+                };
+                out.push(s.clone());
+            }
+            (Some(out), Some(v.to_string()))
+        }
+        Some(_) => {
+            return Err(malformed("TypeError: symbols.map is not a function"));
+        }
+    };
+    Ok(OptionEntry {
+        exchange,
+        symbols,
+        symbols_json,
+        data_types,
+        with_disconnect_messages: truthy(obj.get("withDisconnectMessages")),
+        with_error_messages: truthy(obj.get("withErrorMessages")),
+        with_seq: truthy(obj.get("withSeq")),
+        with_integrity_messages: truthy(obj.get("withIntegrityMessages")),
+        timer_snapshots: truthy(obj.get("timerSnapshots")),
+        with_latency: truthy(obj.get("withLatency")),
+    })
+}
+
+/// A non-negative decimal `digits[.digits]` times `multiplier`, when the product is a whole
+/// number that fits `u64`.
+fn scaled_number(s: &str, multiplier: u64) -> Option<u64> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().all(|c| c.is_ascii_digit())
+        || !frac.bytes().all(|c| c.is_ascii_digit())
+        || s.ends_with('.')
+        || frac.len() > 18
+        || int.len() > 19
+    {
+        return None;
+    }
+    let digits = format!("{int}{frac}");
+    let mantissa: u128 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().ok()?
+    };
+    let scaled = mantissa.checked_mul(u128::from(multiplier))?;
+    let div = 10u128.pow(frac.len() as u32);
+    if scaled % div != 0 {
+        return None;
+    }
+    u64::try_from(scaled / div).ok()
+}
+
+/// A positive integer depth.
+fn depth_number(s: &str) -> Option<usize> {
+    if s.is_empty() || s.len() > 9 || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok().filter(|&d| d > 0)
+}
+
+const TIME_UNITS: [(&str, u64); 3] = [("ms", 1), ("s", 1000), ("m", 60_000)];
+
+/// The interval of `{n}{ms|s|m}` in ms; units are tested in the order ms, s, m.
+fn interval_ms(spec: &str, data_type: &str) -> Result<u64, String> {
+    let Some((unit, mult)) = TIME_UNITS.iter().find(|(u, _)| spec.ends_with(u)) else {
+        return Err(format!("Error: invalid data type: {data_type}"));
+    };
+    let n = &spec[..spec.len() - unit.len()];
+    scaled_number(n, *mult)
+        .ok_or_else(|| format!("Error: invalid interval: {n}, data type: {data_type}"))
+}
+
+/// Parses one data type by the grammar of PROTOCOL.md section 3 (plus pinfeed's
+/// `imbalance_{N}`).
+///
+/// # Errors
+/// The 1011 close reason for a malformed computed type.
+pub fn parse_data_type(s: &str) -> Result<DataType, String> {
+    Ok(match s {
+        "trade" => DataType::Trade,
+        "book_change" => DataType::BookChange,
+        "book_ticker" => DataType::BookTicker,
+        "derivative_ticker" => DataType::DerivativeTicker,
+        "liquidation" => DataType::Liquidation,
+        "option_summary" => DataType::OptionSummary,
+        "quote" => DataType::BookSnapshot(SnapshotSpec {
+            name: s.to_string(),
+            depth: 1,
+            interval_ms: 0,
+        }),
+        _ if s.starts_with("trade_bar") => parse_trade_bar(s)?,
+        _ if s.starts_with("book_snapshot") => parse_book_snapshot(s)?,
+        _ if s.starts_with("quote") => {
+            let Some(spec) = s.strip_prefix("quote_") else {
+                return Err(format!("Error: invalid data type: {s}"));
+            };
+            DataType::BookSnapshot(SnapshotSpec {
+                name: s.to_string(),
+                depth: 1,
+                interval_ms: interval_ms(spec, s)?,
+            })
+        }
+        _ if s.starts_with("imbalance_") => {
+            let n = &s["imbalance_".len()..];
+            match depth_number(n) {
+                Some(d) if d <= MAX_DEPTH_LEVELS => DataType::Imbalance(d),
+                Some(_) => DataType::Unsupported {
+                    name: s.to_string(),
+                    details: format!(
+                        "{s}: depth over {MAX_DEPTH_LEVELS} levels is not supported by pinfeed"
+                    ),
+                },
+                None => return Err(format!("Error: invalid depth: {n}, data type: {s}")),
+            }
+        }
+        _ => DataType::Unknown(s.to_string()),
+    })
+}
+
+fn parse_book_snapshot(s: &str) -> Result<DataType, String> {
+    let invalid = || format!("Error: invalid data type: {s}");
+    if s.strip_prefix("book_snapshot_").is_none() || !TIME_UNITS.iter().any(|(u, _)| s.ends_with(u))
+    {
+        return Err(invalid());
+    }
+    let parts: Vec<&str> = s.split('_').collect();
+    if parts.len() != 4 && parts.len() != 5 {
+        return Err(invalid());
+    }
+    let depth_str = parts[2];
+    let depth = depth_number(depth_str)
+        .ok_or_else(|| format!("Error: invalid depth: {depth_str}, data type: {s}"))?;
+    let interval = interval_ms(parts[parts.len() - 1], s)?;
+    if parts.len() == 5 {
+        let grouping = parts[3].strip_prefix("grouped").and_then(|g| {
+            scaled_number(g, 1_000_000_000)
+                .filter(|&v| v > 0)
+                .map(|_| g)
+        });
+        return match grouping {
+            None => Err(format!(
+                "Error: invalid grouping: {}, data type: {s}",
+                parts[3]
+            )),
+            Some(_) => Ok(DataType::Unsupported {
+                name: s.to_string(),
+                details: format!("{s}: grouped book snapshots are not supported by pinfeed"),
+            }),
+        };
+    }
+    if depth > MAX_DEPTH_LEVELS {
+        return Ok(DataType::Unsupported {
+            name: s.to_string(),
+            details: format!(
+                "{s}: depth over {MAX_DEPTH_LEVELS} levels is not supported by pinfeed"
+            ),
+        });
+    }
+    Ok(DataType::BookSnapshot(SnapshotSpec {
+        name: s.to_string(),
+        depth,
+        interval_ms: interval,
+    }))
+}
+
+fn parse_trade_bar(s: &str) -> Result<DataType, String> {
+    let Some(spec) = s.strip_prefix("trade_bar_") else {
+        return Err(format!("Error: invalid data type: {s}"));
+    };
+    const SUFFIXES: [(&str, u64); 5] = [
+        ("ticks", 1),
+        ("ms", 1),
+        ("s", 1000),
+        ("m", 60_000),
+        ("vol", 1),
+    ];
+    let Some((suffix, mult)) = SUFFIXES.iter().find(|(u, _)| spec.ends_with(u)) else {
+        return Err(format!("Error: invalid data type: {s}"));
+    };
+    let n = &spec[..spec.len() - suffix.len()];
+    // volume bars may have fractional sizes; the others are whole numbers
+    let ok = if *suffix == "vol" {
+        scaled_number(n, 1_000_000_000).is_some_and(|v| v > 0)
+    } else {
+        scaled_number(n, *mult).is_some_and(|v| v > 0)
+    };
+    if !ok {
+        return Err(format!("Error: invalid interval: {n}, data type: {s}"));
+    }
+    Ok(DataType::Unsupported {
+        name: s.to_string(),
+        details: format!("{s}: trade bars are not supported by pinfeed"),
+    })
+}
+
+/// What one subscription delivers, for one instrument.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SubKind {
+    /// `trade`.
+    Trade,
+    /// `book_change`.
+    BookChange,
+    /// `book_ticker`.
+    BookTicker,
+    /// `derivative_ticker`.
+    DerivativeTicker,
+    /// `liquidation`.
+    Liquidation,
+    /// A snapshot series; `timer` when `timerSnapshots` applies (interval > 0 only).
+    Snapshot {
+        /// The series.
+        spec: SnapshotSpec,
+        /// Emitted on a wall-clock timer instead of on changes.
+        timer: bool,
+    },
+    /// `imbalance_{N}`.
+    Imbalance(usize),
+    /// `book_invalid` messages (`withIntegrityMessages` and a book-derived type).
+    Integrity,
+}
+
+impl SubKind {
+    /// True for the types derived from the book (they get `book_invalid` messages).
+    pub fn is_book(&self) -> bool {
+        matches!(
+            self,
+            SubKind::BookChange | SubKind::Snapshot { .. } | SubKind::Imbalance(_)
+        )
+    }
+}
+
+/// Which counter an unknown or unsupported item goes to.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum UnknownKind {
+    /// An exchange pinfeed does not serve.
+    Exchange,
+    /// A symbol pinfeed does not serve on that exchange.
+    Symbol,
+    /// A data type that is unknown, not computed by pinfeed, or not fed by that exchange.
+    DataType,
+}
+
+/// One refused part of a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolveError {
+    /// The option's `exchange` as written.
+    pub exchange: String,
+    /// The error text of the `error` message.
+    pub details: String,
+    /// Its counter.
+    pub kind: UnknownKind,
+    /// True when the option asked `withErrorMessages`.
+    pub send: bool,
+}
+
+/// A request resolved against the served instruments.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Resolved {
+    /// `(instrument, kind)`, deduplicated, in request order.
+    pub subs: Vec<(InstrumentId, SubKind)>,
+    /// Refused parts, in request order.
+    pub errors: Vec<ResolveError>,
+    /// For `disconnect` messages: each option on a served exchange with its `symbols` JSON.
+    /// Empty unless some option sets `withDisconnectMessages` (tardis-machine applies that
+    /// flag to every option of the connection).
+    pub disconnects: Vec<(Exchange, Option<String>)>,
+    /// Some option set `withSeq`.
+    pub with_seq: bool,
+    /// Some option set `withLatency`.
+    pub with_latency: bool,
+}
+
+/// Feeds each exchange has (PROTOCOL.md section 6): `(derivative_ticker, liquidation)`.
+fn derivative_feeds(e: Exchange) -> bool {
+    !matches!(e, Exchange::Binance | Exchange::BybitSpot | Exchange::Okex)
+}
+
+/// Resolves parsed options against `instruments`: symbols matched case-insensitively (a
+/// missing or empty `symbols` means every served symbol of the exchange), duplicates merged.
+pub fn resolve(entries: &[OptionEntry], instruments: &Instruments) -> Resolved {
+    let mut r = Resolved::default();
+    let any_disconnect = entries.iter().any(|e| e.with_disconnect_messages);
+    let integrity = entries.iter().any(|e| e.with_integrity_messages);
+    r.with_seq = entries.iter().any(|e| e.with_seq);
+    r.with_latency = entries.iter().any(|e| e.with_latency);
+    let mut seen = std::collections::HashSet::new();
+    for entry in entries {
+        let mut err = |kind: UnknownKind, details: String| {
+            r.errors.push(ResolveError {
+                exchange: entry.exchange.clone(),
+                details,
+                kind,
+                send: entry.with_error_messages,
+            });
+        };
+        let Some(exchange) = Exchange::from_id(&entry.exchange) else {
+            err(
+                UnknownKind::Exchange,
+                format!(
+                    "unknown exchange: {} (pinfeed serves: {})",
+                    entry.exchange,
+                    Exchange::ALL.map(|e| e.id()).join(", ")
+                ),
+            );
+            continue;
+        };
+        if any_disconnect {
+            r.disconnects.push((exchange, entry.symbols_json.clone()));
+        }
+        let mut ids = Vec::new();
+        match &entry.symbols {
+            Some(symbols) if !symbols.is_empty() => {
+                for s in symbols {
+                    match instruments.get(exchange, &s.to_ascii_uppercase()) {
+                        Some(id) => ids.push(id),
+                        None => err(
+                            UnknownKind::Symbol,
+                            format!("unknown symbol: {s} (not served on {})", exchange.id()),
+                        ),
+                    }
+                }
+            }
+            _ => {
+                ids.extend(
+                    instruments
+                        .iter()
+                        .filter(|(_, e, _)| *e == exchange)
+                        .map(|(id, _, _)| id),
+                );
+                if ids.is_empty() {
+                    err(
+                        UnknownKind::Symbol,
+                        format!("no symbols are served on {}", exchange.id()),
+                    );
+                }
+            }
+        }
+        let mut kinds = Vec::new();
+        for t in &entry.data_types {
+            let kind = match t {
+                DataType::Trade => SubKind::Trade,
+                DataType::BookChange => SubKind::BookChange,
+                DataType::BookTicker => SubKind::BookTicker,
+                DataType::DerivativeTicker if derivative_feeds(exchange) => {
+                    SubKind::DerivativeTicker
+                }
+                DataType::DerivativeTicker => {
+                    err(
+                        UnknownKind::DataType,
+                        format!(
+                            "normalizeDerivativeTickers: {} not supported",
+                            exchange.id()
+                        ),
+                    );
+                    continue;
+                }
+                DataType::Liquidation if derivative_feeds(exchange) => SubKind::Liquidation,
+                DataType::Liquidation => {
+                    err(
+                        UnknownKind::DataType,
+                        format!("normalizeLiquidations: {} not supported", exchange.id()),
+                    );
+                    continue;
+                }
+                DataType::OptionSummary => {
+                    let details = if exchange == Exchange::Deribit {
+                        "option_summary is not supported by pinfeed".to_string()
+                    } else {
+                        format!("normalizeOptionsSummary: {} not supported", exchange.id())
+                    };
+                    err(UnknownKind::DataType, details);
+                    continue;
+                }
+                DataType::BookSnapshot(spec) => SubKind::Snapshot {
+                    spec: spec.clone(),
+                    timer: entry.timer_snapshots && spec.interval_ms > 0,
+                },
+                DataType::Imbalance(n) => SubKind::Imbalance(*n),
+                DataType::Unsupported { details, .. } => {
+                    err(UnknownKind::DataType, details.clone());
+                    continue;
+                }
+                DataType::Unknown(name) => {
+                    err(UnknownKind::DataType, format!("unknown data type: {name}"));
+                    continue;
+                }
+            };
+            kinds.push(kind);
+        }
+        let wants_integrity = integrity && kinds.iter().any(SubKind::is_book);
+        for &id in &ids {
+            for kind in kinds
+                .iter()
+                .cloned()
+                .chain(wants_integrity.then_some(SubKind::Integrity))
+            {
+                if seen.insert((id, kind.clone())) {
+                    r.subs.push((id, kind));
+                }
+            }
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(name: &str, depth: usize, interval_ms: u64) -> DataType {
+        DataType::BookSnapshot(SnapshotSpec {
+            name: name.into(),
+            depth,
+            interval_ms,
+        })
+    }
+
+    #[test]
+    fn data_type_grammar() {
+        let ok = [
+            ("trade", DataType::Trade),
+            ("book_change", DataType::BookChange),
+            ("book_ticker", DataType::BookTicker),
+            ("derivative_ticker", DataType::DerivativeTicker),
+            ("liquidation", DataType::Liquidation),
+            ("option_summary", DataType::OptionSummary),
+            ("quote", snap("quote", 1, 0)),
+            ("quote_1s", snap("quote_1s", 1, 1000)),
+            ("quote_100ms", snap("quote_100ms", 1, 100)),
+            ("quote_2m", snap("quote_2m", 1, 120_000)),
+            ("book_snapshot_25_0ms", snap("book_snapshot_25_0ms", 25, 0)),
+            (
+                "book_snapshot_10_100ms",
+                snap("book_snapshot_10_100ms", 10, 100),
+            ),
+            ("book_snapshot_2_1s", snap("book_snapshot_2_1s", 2, 1000)),
+            ("book_snapshot_2_0.5s", snap("book_snapshot_2_0.5s", 2, 500)),
+            ("book_snapshot_5_1m", snap("book_snapshot_5_1m", 5, 60_000)),
+            ("imbalance_5", DataType::Imbalance(5)),
+            ("trades", DataType::Unknown("trades".into())),
+            ("imbalance", DataType::Unknown("imbalance".into())),
+            ("", DataType::Unknown(String::new())),
+        ];
+        for (s, want) in ok {
+            assert_eq!(parse_data_type(s), Ok(want), "{s}");
+        }
+        for s in [
+            "book_snapshot_10_grouped0.5_100ms",
+            "trade_bar_1m",
+            "trade_bar_100ticks",
+            "trade_bar_10.5vol",
+            "book_snapshot_5000_1s",
+            "imbalance_5000",
+        ] {
+            assert!(
+                matches!(parse_data_type(s), Ok(DataType::Unsupported { .. })),
+                "{s}"
+            );
+        }
+        let bad = [
+            (
+                "book_snapshot_x_1s",
+                "Error: invalid depth: x, data type: book_snapshot_x_1s",
+            ),
+            (
+                "book_snapshot_0_1s",
+                "Error: invalid depth: 0, data type: book_snapshot_0_1s",
+            ),
+            (
+                "book_snapshot_10_xms",
+                "Error: invalid interval: x, data type: book_snapshot_10_xms",
+            ),
+            (
+                "book_snapshot_10_100",
+                "Error: invalid data type: book_snapshot_10_100",
+            ),
+            (
+                "book_snapshot_10",
+                "Error: invalid data type: book_snapshot_10",
+            ),
+            (
+                "book_snapshot_1_2_3_4_5s",
+                "Error: invalid data type: book_snapshot_1_2_3_4_5s",
+            ),
+            (
+                "book_snapshot_10_groupedx_1s",
+                "Error: invalid grouping: groupedx, data type: book_snapshot_10_groupedx_1s",
+            ),
+            (
+                "book_snapshot_10_0.0001s",
+                "Error: invalid interval: 0.0001, data type: book_snapshot_10_0.0001s",
+            ),
+            ("quotes", "Error: invalid data type: quotes"),
+            (
+                "quote_xs",
+                "Error: invalid interval: x, data type: quote_xs",
+            ),
+            ("quote_1h", "Error: invalid data type: quote_1h"),
+            ("trade_bar_5x", "Error: invalid data type: trade_bar_5x"),
+            (
+                "trade_bar_ams",
+                "Error: invalid interval: a, data type: trade_bar_ams",
+            ),
+            ("trade_barx", "Error: invalid data type: trade_barx"),
+            (
+                "imbalance_0",
+                "Error: invalid depth: 0, data type: imbalance_0",
+            ),
+            (
+                "imbalance_x",
+                "Error: invalid depth: x, data type: imbalance_x",
+            ),
+        ];
+        for (s, want) in bad {
+            assert_eq!(parse_data_type(s), Err(want.to_string()), "{s}");
+        }
+    }
+
+    #[test]
+    fn query_decoding_like_node_querystring() {
+        assert_eq!(url_decode("a+b%20c%2B"), "a b c+");
+        assert_eq!(url_decode("100%"), "100%");
+        assert_eq!(url_decode("%zz%4"), "%zz%4");
+        assert_eq!(url_decode("%E2%82%AC"), "€");
+        assert_eq!(url_decode("%FF"), "\u{FFFD}");
+        assert_eq!(
+            options_param("x=1&options=%7B%22a%22%3A1%7D&y").as_deref(),
+            Some(r#"{"a":1}"#)
+        );
+        assert_eq!(options_param("options=1&options=2").as_deref(), Some("1,2"));
+        assert_eq!(options_param("opts=1"), None);
+        // quote_plus, as the tardis docs' Python sample encodes
+        let q =
+            "options=%7B%22exchange%22%3A+%22bybit%22%2C+%22dataTypes%22%3A+%5B%22trade%22%5D%7D";
+        let e = parse_query(q).unwrap();
+        assert_eq!(e[0].exchange, "bybit");
+        assert_eq!(e[0].data_types, [DataType::Trade]);
+    }
+
+    #[test]
+    fn options_shapes_and_errors() {
+        let one = parse_options(
+            r#"{"exchange":"deribit","symbols":["btc-perpetual"],"dataTypes":["trade","quote"],
+                "withDisconnectMessages":true,"withErrorMessages":1,"withSeq":"yes",
+                "withIntegrityMessages":false,"timerSnapshots":0,"withLatency":null,"other":5}"#,
+        )
+        .unwrap();
+        assert_eq!(one.len(), 1);
+        let e = &one[0];
+        assert_eq!(
+            e.symbols.as_deref(),
+            Some(&["btc-perpetual".to_string()][..])
+        );
+        assert_eq!(e.symbols_json.as_deref(), Some(r#"["btc-perpetual"]"#));
+        assert!(e.with_disconnect_messages && e.with_error_messages && e.with_seq);
+        assert!(!e.with_integrity_messages && !e.timer_snapshots && !e.with_latency);
+        let many = parse_options(
+            r#"[{"exchange":"bybit","dataTypes":["trade"]},{"exchange":"okex","dataTypes":[]}]"#,
+        )
+        .unwrap();
+        assert_eq!(many.len(), 2);
+        assert_eq!(many[1].symbols, None);
+        assert_eq!(parse_options("[]"), Err(OptionsError::Empty));
+        assert_eq!(
+            parse_query(""),
+            Err(OptionsError::Malformed(
+                "SyntaxError: \"undefined\" is not valid JSON".into()
+            ))
+        );
+        let malformed = [
+            "{",
+            "nope",
+            r#"{"exchange":"bybit"}"#,
+            r#"{"exchange":"bybit","dataTypes":null}"#,
+            r#"{"exchange":"bybit","dataTypes":"trade"}"#,
+            r#"{"exchange":"bybit","dataTypes":[1]}"#,
+            r#"{"exchange":"bybit","dataTypes":["trade"],"symbols":"BTCUSDT"}"#,
+            r#"{"exchange":"bybit","dataTypes":["trade"],"symbols":[1]}"#,
+            r#"[{"exchange":"bybit","dataTypes":["trade"]}, 5]"#,
+            r#"[null]"#,
+            r#"{"exchange":"bybit","dataTypes":["book_snapshot_x_1s"]}"#,
+        ];
+        for text in malformed {
+            match parse_options(text) {
+                Err(OptionsError::Malformed(reason)) => assert!(!reason.is_empty()),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let Err(OptionsError::Malformed(reason)) = parse_options("{") else {
+            panic!()
+        };
+        assert!(reason.starts_with("SyntaxError: "), "{reason}");
+        let Err(OptionsError::Malformed(reason)) =
+            parse_options(r#"{"exchange":"bybit","symbols":["X"]}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            reason,
+            "TypeError: Cannot read properties of undefined (reading 'includes')"
+        );
+    }
+
+    fn registry() -> Instruments {
+        let mut i = Instruments::new();
+        i.intern(Exchange::BinanceFutures, "BTCUSDT");
+        i.intern(Exchange::BinanceFutures, "ETHUSDT");
+        i.intern(Exchange::Binance, "BTCUSDT");
+        i
+    }
+
+    #[test]
+    fn resolution_merges_and_names_what_is_unknown() {
+        let inst = registry();
+        let entries = parse_options(
+            r#"[{"exchange":"binance-futures","symbols":["btcusdt"],"dataTypes":["trade"],"withSeq":true},
+                {"exchange":"binance-futures","symbols":["BTCUSDT","XRPUSDT"],"dataTypes":["trade","book_change","foo"],
+                 "withErrorMessages":true,"withIntegrityMessages":true},
+                {"exchange":"binance","dataTypes":["derivative_ticker","liquidation","trade","option_summary"]},
+                {"exchange":"kraken","symbols":["XBTUSD"],"dataTypes":["trade"],"withDisconnectMessages":true}]"#,
+        )
+        .unwrap();
+        let r = resolve(&entries, &inst);
+        let btc = inst.get(Exchange::BinanceFutures, "BTCUSDT").unwrap();
+        let spot = inst.get(Exchange::Binance, "BTCUSDT").unwrap();
+        assert_eq!(
+            r.subs,
+            [
+                (btc, SubKind::Trade),
+                (btc, SubKind::BookChange),
+                (btc, SubKind::Integrity),
+                (spot, SubKind::Trade),
+            ]
+        );
+        assert!(r.with_seq && !r.with_latency);
+        let errors: Vec<_> = r
+            .errors
+            .iter()
+            .map(|e| (e.exchange.as_str(), e.kind, e.send))
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                ("binance-futures", UnknownKind::Symbol, true),
+                ("binance-futures", UnknownKind::DataType, true),
+                ("binance", UnknownKind::DataType, false),
+                ("binance", UnknownKind::DataType, false),
+                ("binance", UnknownKind::DataType, false),
+                ("kraken", UnknownKind::Exchange, false),
+            ]
+        );
+        assert_eq!(
+            r.errors[2].details,
+            "normalizeDerivativeTickers: binance not supported"
+        );
+        assert!(r.errors[0].details.contains("XRPUSDT"));
+        assert!(r.errors[1].details.contains("foo"));
+        // withDisconnectMessages on one option applies to every served option
+        assert_eq!(
+            r.disconnects,
+            [
+                (Exchange::BinanceFutures, Some(r#"["btcusdt"]"#.to_string())),
+                (
+                    Exchange::BinanceFutures,
+                    Some(r#"["BTCUSDT","XRPUSDT"]"#.to_string())
+                ),
+                (Exchange::Binance, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn timer_snapshots_apply_to_intervals_only() {
+        let inst = registry();
+        let entries = parse_options(
+            r#"{"exchange":"binance","dataTypes":["quote","quote_1s","imbalance_3"],"timerSnapshots":true}"#,
+        )
+        .unwrap();
+        let r = resolve(&entries, &inst);
+        let timers: Vec<_> = r
+            .subs
+            .iter()
+            .filter_map(|(_, k)| match k {
+                SubKind::Snapshot { spec, timer } => Some((spec.name.as_str(), *timer)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(timers, [("quote", false), ("quote_1s", true)]);
+        assert!(r.subs.iter().any(|(_, k)| *k == SubKind::Imbalance(3)));
+    }
+}

@@ -1,0 +1,413 @@
+//! Ring messages of the fan-out loop: each is encoded once and queued to its subscribers;
+//! book messages also update the fan-out's copy of the book and its snapshot series.
+
+use rtrb::Consumer;
+
+use super::client::Phase;
+use super::encode;
+use super::server::Fanout;
+use super::state::{InstrState, remove_crossed};
+use super::{FanoutMsg, unix_now_ns};
+use crate::model::{BookBegin, BookEnd, BookSide, Event, Exchange, Level, Stamps};
+
+/// A book message being received.
+#[derive(Copy, Clone, Debug)]
+pub(super) struct Current {
+    pub(super) instr: usize,
+    pub(super) is_snapshot: bool,
+    pub(super) stamps: Stamps,
+    /// Encode a `book_change` (it had subscribers when it began).
+    pub(super) encode: bool,
+    /// Ignored: a delta before the first snapshot.
+    pub(super) skip: bool,
+    /// A level did not apply: the book is invalid at the end.
+    pub(super) failed: bool,
+}
+
+impl Fanout {
+    /// Takes at most `max` messages from the ring in one chunk; returns how many.
+    pub(super) fn drain(&mut self, consumer: &mut Consumer<FanoutMsg>, max: usize) -> usize {
+        let n = consumer.slots().min(max);
+        if n == 0 {
+            return 0;
+        }
+        let Ok(chunk) = consumer.read_chunk(n) else {
+            return 0;
+        };
+        let (a, b) = chunk.as_slices();
+        for m in a.iter().chain(b) {
+            self.on_msg(m);
+        }
+        chunk.commit_all();
+        n
+    }
+
+    #[inline]
+    pub(super) fn on_msg(&mut self, msg: &FanoutMsg) {
+        self.s.counters.fanout_msgs += 1;
+        match msg {
+            FanoutMsg::Event(e) => self.on_event(e),
+            FanoutMsg::Ticker(t) => {
+                let Some(instr) = self.instrs.get(t.merged.instrument.index()) else {
+                    self.s.counters.bad_fanout_msgs += 1;
+                    return;
+                };
+                if instr.derivative_ticker.is_empty() {
+                    return;
+                }
+                let sent = self.s.sent_ns();
+                self.scratch.clear();
+                encode::derivative_ticker(&mut self.scratch, instr.exchange, &instr.symbol, t);
+                self.s.deliver(
+                    &instr.derivative_ticker,
+                    &self.scratch,
+                    false,
+                    t.merged.stamps.recv_mono_ns,
+                    sent,
+                );
+            }
+            FanoutMsg::BookInvalid(id) => {
+                if id.index() < self.instrs.len() {
+                    self.invalidate(id.index(), unix_now_ns());
+                } else {
+                    self.s.counters.bad_fanout_msgs += 1;
+                }
+            }
+            FanoutMsg::Disconnect {
+                exchange,
+                last_recv_ts_ns,
+            } => self.on_disconnect(*exchange, *last_recv_ts_ns),
+        }
+    }
+
+    #[inline]
+    pub(super) fn on_event(&mut self, event: &Event) {
+        let sent = self.s.sent_ns();
+        match event {
+            Event::Trade(t) => {
+                let Some(instr) = self.instrs.get(t.instrument.index()) else {
+                    self.s.counters.bad_fanout_msgs += 1;
+                    return;
+                };
+                if instr.trade.is_empty() {
+                    return;
+                }
+                self.scratch.clear();
+                encode::trade(&mut self.scratch, instr.exchange, &instr.symbol, t);
+                self.s.deliver(
+                    &instr.trade,
+                    &self.scratch,
+                    false,
+                    t.stamps.recv_mono_ns,
+                    sent,
+                );
+            }
+            Event::Liquidation(l) => {
+                let Some(instr) = self.instrs.get(l.instrument.index()) else {
+                    self.s.counters.bad_fanout_msgs += 1;
+                    return;
+                };
+                if instr.liquidation.is_empty() {
+                    return;
+                }
+                self.scratch.clear();
+                encode::liquidation(&mut self.scratch, instr.exchange, &instr.symbol, l);
+                self.s.deliver(
+                    &instr.liquidation,
+                    &self.scratch,
+                    false,
+                    l.stamps.recv_mono_ns,
+                    sent,
+                );
+            }
+            Event::BookTicker(t) => {
+                let Some(instr) = self.instrs.get_mut(t.instrument.index()) else {
+                    self.s.counters.bad_fanout_msgs += 1;
+                    return;
+                };
+                instr.last_book_ticker = Some(*t);
+                if instr.book_ticker.is_empty() {
+                    return;
+                }
+                self.scratch.clear();
+                encode::book_ticker(&mut self.scratch, instr.exchange, &instr.symbol, t);
+                self.s.deliver(
+                    &instr.book_ticker,
+                    &self.scratch,
+                    true,
+                    t.stamps.recv_mono_ns,
+                    sent,
+                );
+            }
+            // merged derivative-ticker state arrives as `FanoutMsg::Ticker`
+            Event::DerivativeTicker(_) => {}
+            Event::BookBegin(b) => self.book_begin(b),
+            Event::Level(l) => self.book_level(l),
+            Event::BookEnd(e) => self.book_end(e, sent),
+        }
+    }
+
+    pub(super) fn book_begin(&mut self, b: &BookBegin) {
+        if let Some(cur) = self.current.take() {
+            // the previous message never ended: its book is half applied
+            self.s.counters.bad_fanout_msgs += 1;
+            self.invalidate(cur.instr, unix_now_ns());
+        }
+        let i = b.instrument.index();
+        let Some(instr) = self.instrs.get_mut(i) else {
+            self.s.counters.bad_fanout_msgs += 1;
+            return;
+        };
+        // tardis ignores updates before the first snapshot
+        let skip = !b.is_snapshot && !instr.synced;
+        if b.is_snapshot {
+            instr.book.begin_snapshot();
+        }
+        let encode = !skip && !instr.book_change.is_empty();
+        if encode {
+            self.writer.begin();
+        }
+        self.touched_asks.clear();
+        self.current = Some(Current {
+            instr: i,
+            is_snapshot: b.is_snapshot,
+            stamps: b.stamps,
+            encode,
+            skip,
+            failed: false,
+        });
+    }
+
+    #[inline]
+    pub(super) fn book_level(&mut self, l: &Level) {
+        let Some(cur) = self.current.as_mut() else {
+            self.s.counters.bad_fanout_msgs += 1;
+            return;
+        };
+        if cur.skip || cur.failed {
+            return;
+        }
+        let instr = &mut self.instrs[cur.instr];
+        if instr.book.apply(l.side, l.price, l.qty).is_err() {
+            cur.failed = true;
+            return;
+        }
+        if cur.encode {
+            self.writer.level(l);
+        }
+        if l.side == BookSide::Ask {
+            self.touched_asks.push(l.price);
+        }
+    }
+
+    pub(super) fn book_end(&mut self, e: &BookEnd, sent: u64) {
+        let Some(cur) = self.current.take() else {
+            self.s.counters.bad_fanout_msgs += 1;
+            return;
+        };
+        if e.instrument.index() != cur.instr {
+            self.s.counters.bad_fanout_msgs += 1;
+            self.invalidate(cur.instr, unix_now_ns());
+            return;
+        }
+        if cur.skip {
+            return;
+        }
+        if e.aborted || cur.failed {
+            if cur.failed {
+                self.s.counters.bad_fanout_msgs += 1;
+            }
+            self.invalidate(cur.instr, unix_now_ns());
+            return;
+        }
+        let InstrState {
+            exchange,
+            symbol,
+            book,
+            synced,
+            last_exch_ts_ns,
+            last_recv_ts_ns,
+            last_recv_mono_ns,
+            book_change,
+            snaps,
+            imbs,
+            ..
+        } = &mut self.instrs[cur.instr];
+        if cur.is_snapshot {
+            book.end_snapshot();
+            *synced = true;
+        }
+        self.s.counters.crossed_levels_removed += remove_crossed(book, &self.touched_asks);
+        let st = cur.stamps;
+        *last_exch_ts_ns = st.exch_ts_ns;
+        *last_recv_ts_ns = st.recv_ts_ns;
+        *last_recv_mono_ns = st.recv_mono_ns;
+        let ts = if st.exch_ts_ns != 0 {
+            st.exch_ts_ns
+        } else {
+            st.recv_ts_ns
+        };
+        if cur.encode && !book_change.is_empty() {
+            self.scratch.clear();
+            self.writer.finish(
+                &mut self.scratch,
+                *exchange,
+                symbol,
+                cur.is_snapshot,
+                st.exch_ts_ns,
+                st.recv_ts_ns,
+            );
+            self.s
+                .deliver(book_change, &self.scratch, true, st.recv_mono_ns, sent);
+        }
+        for s in snaps.iter_mut() {
+            if let Some(t) = s.before_change(ts) {
+                self.scratch.clear();
+                encode::book_snapshot(
+                    &mut self.scratch,
+                    *exchange,
+                    symbol,
+                    &s.name,
+                    s.interval_ms,
+                    &s.top.bids,
+                    &s.top.asks,
+                    t,
+                    st.recv_ts_ns,
+                );
+                self.s
+                    .deliver(&s.subs, &self.scratch, true, st.recv_mono_ns, sent);
+            }
+            if let Some(t) = s.after_change(book, ts) {
+                self.scratch.clear();
+                encode::book_snapshot(
+                    &mut self.scratch,
+                    *exchange,
+                    symbol,
+                    &s.name,
+                    s.interval_ms,
+                    &s.top.bids,
+                    &s.top.asks,
+                    t,
+                    st.recv_ts_ns,
+                );
+                self.s
+                    .deliver(&s.subs, &self.scratch, true, st.recv_mono_ns, sent);
+            }
+        }
+        for m in imbs.iter_mut() {
+            if let Some(bp) = m.after_change(book) {
+                self.scratch.clear();
+                encode::imbalance(
+                    &mut self.scratch,
+                    *exchange,
+                    symbol,
+                    m.depth,
+                    bp,
+                    st.exch_ts_ns,
+                    st.recv_ts_ns,
+                );
+                self.s
+                    .deliver(&m.subs, &self.scratch, true, st.recv_mono_ns, sent);
+            }
+        }
+    }
+
+    /// The book of instrument `i` lost sync: reset it and tell `withIntegrityMessages`
+    /// clients (once per loss: only when it was synced).
+    pub(super) fn invalidate(&mut self, i: usize, now_ns: i64) {
+        if self.current.is_some_and(|c| c.instr == i) {
+            self.current = None;
+        }
+        let Some(instr) = self.instrs.get_mut(i) else {
+            return;
+        };
+        if !instr.invalidate() || instr.integrity.is_empty() {
+            return;
+        }
+        self.scratch.clear();
+        encode::book_invalid(&mut self.scratch, instr.exchange, &instr.symbol, now_ns);
+        let sent = self.s.sent_ns();
+        let n = self
+            .s
+            .deliver(&instr.integrity, &self.scratch, false, 0, sent);
+        self.s.counters.book_invalid_sent += n;
+    }
+
+    /// An upstream connection dropped: `disconnect` to the clients that asked, then every
+    /// book of the exchange resets.
+    #[cold]
+    pub(super) fn on_disconnect(&mut self, exchange: Exchange, last_recv_ts_ns: i64) {
+        let now = unix_now_ns();
+        let local = if last_recv_ts_ns != 0 {
+            last_recv_ts_ns
+        } else {
+            now
+        };
+        for ci in 0..self.s.clients.len() as u32 {
+            let Some(c) = self.s.get(ci) else { continue };
+            if c.phase != Phase::Open || !c.disconnects.iter().any(|(e, _)| *e == exchange) {
+                continue;
+            }
+            let list = std::mem::take(&mut c.disconnects);
+            for (e, symbols) in &list {
+                if *e == exchange {
+                    self.cold.clear();
+                    encode::disconnect(&mut self.cold, exchange, local, symbols.as_deref());
+                    if self.s.push_one(ci, &self.cold, 0) {
+                        self.s.counters.disconnects_sent += 1;
+                    }
+                }
+            }
+            if let Some(c) = self.s.get(ci) {
+                c.disconnects = list;
+            }
+        }
+        for i in 0..self.instrs.len() {
+            if self.instrs[i].exchange == exchange {
+                self.invalidate(i, now);
+            }
+        }
+    }
+
+    /// `timerSnapshots`: each series due emits the book as it stands, stamped with the
+    /// boundary.
+    pub(super) fn timer_snapshots(&mut self, wall: i64) {
+        let mut next = i64::MAX;
+        let sent = self.s.sent_ns();
+        for i in 0..self.instrs.len() {
+            let busy = self.current.is_some_and(|c| c.instr == i);
+            let InstrState {
+                exchange,
+                symbol,
+                book,
+                synced,
+                snaps,
+                ..
+            } = &mut self.instrs[i];
+            for s in snaps.iter_mut().filter(|s| s.timer) {
+                if !busy {
+                    if let Some(ts) = s.timer_due(wall) {
+                        if *synced {
+                            s.top.refresh(book);
+                            self.scratch.clear();
+                            encode::book_snapshot(
+                                &mut self.scratch,
+                                *exchange,
+                                symbol,
+                                &s.name,
+                                s.interval_ms,
+                                &s.top.bids,
+                                &s.top.asks,
+                                ts,
+                                wall,
+                            );
+                            self.s.deliver(&s.subs, &self.scratch, true, 0, sent);
+                        }
+                    }
+                }
+                next = next.min(s.next_due_ns);
+            }
+        }
+        self.next_timer_ns = next;
+    }
+}

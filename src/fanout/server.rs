@@ -1,0 +1,558 @@
+//! The fan-out thread: one mio event loop that owns the listener and every client socket and
+//! consumes [`FanoutMsg`]s from the book thread's ring.
+//!
+//! # A loop turn
+//! 1. `poll` for socket readiness, the [`mio::Waker`] or a timeout (below);
+//! 2. accept, read and answer clients (handshakes, subscriptions, pings, closes);
+//! 3. drain the ring in one batch of at most [`Tuning::batch_msgs`] messages (one
+//!    `read_chunk`, committed once): each message is encoded once into a scratch buffer and
+//!    appended to the send buffer of every subscribed client;
+//! 4. timers: heartbeat pings, timer snapshots, close deadlines;
+//! 5. one write per client with queued bytes, drained to `WouldBlock`;
+//! 6. publish the counters.
+//!
+//! # Waking
+//! The producer wakes the loop with [`Server::waker`] after pushing a batch, or cheaper with
+//! [`Notifier::notify`], which calls the waker only while the loop is parked in `poll`. The
+//! poll timeout is a safety net for a producer that does not wake: 0 while the ring still
+//! holds messages, [`Tuning::busy_poll`] (1 ms) for 100 ms after the last message,
+//! [`Tuning::idle_poll`] (10 ms) after that, and never past the next timer.
+//!
+//! # Backpressure (per client)
+//! A bounded send buffer, allocated at accept and never grown. Once the bytes a client left
+//! unsent after its last write exceed `send_buffer_soft_bytes`, its book messages
+//! (`book_change`, snapshots, quotes, `book_ticker`, `imbalance`) are dropped and remembered;
+//! when the backlog falls to half the soft limit it gets fresh state: `book_change` with
+//! `isSnapshot: true` from the fan-out's book, the current snapshot of each series, the last
+//! book ticker. Trades, liquidations and derivative tickers are never dropped. A message that
+//! would take the unsent bytes over `send_buffer_hard_bytes` closes the client with 1008 `Too
+//! much backpressure` (queued after what it has, dropped after [`Tuning::close_timeout`]).
+//!
+//! # Real-time contract
+//! Once warm, a ring message costs no allocation, lock, log or syscall; the syscalls are one
+//! `write` per client per turn and the `poll`. Connection set-up and tear-down allocate.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use rtrb::Consumer;
+
+use super::client::Phase;
+use super::encode::BookChangeWriter;
+use super::route::Current;
+use super::sessions::Sessions;
+use super::state::InstrState;
+use super::stats::{FanoutCounters, FanoutStats};
+use super::ws;
+use super::{FanoutMsg, unix_now_ns};
+use crate::config::ServerConfig;
+use crate::model::{Decimal, Instruments};
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+/// Token of the first client slot.
+pub(super) const FIRST_CLIENT: usize = 2;
+
+/// Timing knobs of the event loop. The defaults are tardis-machine's where it has one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// Heartbeat: a ping every interval; a client that sent nothing since the previous ping is
+    /// terminated without a close frame. Default 30 s.
+    pub heartbeat_interval: Duration,
+    /// How long a closing client may take to receive its close frame and close, and how long
+    /// a refused HTTP request is drained. Default 5 s.
+    pub close_timeout: Duration,
+    /// Poll timeout for 100 ms after the last ring message. Default 1 ms.
+    pub busy_poll: Duration,
+    /// Poll timeout when the ring was quiet longer. Default 10 ms.
+    pub idle_poll: Duration,
+    /// Ring messages handled per turn. Default 4096.
+    pub batch_msgs: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            heartbeat_interval: Duration::from_secs(30),
+            close_timeout: Duration::from_secs(5),
+            busy_poll: Duration::from_millis(1),
+            idle_poll: Duration::from_millis(10),
+            batch_msgs: 4096,
+        }
+    }
+}
+
+/// Ends [`Server::run`]: every client gets a close frame 1001 `going away`, then the sockets
+/// close.
+#[derive(Clone, Debug)]
+pub struct StopHandle {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl StopHandle {
+    /// Asks the loop to stop and wakes it. Returns at once.
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::Release);
+        let _ = self.waker.wake();
+    }
+}
+
+/// Wakes the fan-out loop only when it is parked in `poll`, so a producer pays a syscall only
+/// when the loop sleeps.
+#[derive(Clone, Debug)]
+pub struct Notifier {
+    waker: Arc<Waker>,
+    parked: Arc<AtomicBool>,
+}
+
+impl Notifier {
+    /// Call after pushing a batch into the ring. The fence pairs with the loop's: either the
+    /// loop sees the new messages before it sleeps, or this call sees it parked and wakes it.
+    #[inline]
+    pub fn notify(&self) {
+        fence(Ordering::SeqCst);
+        if self.parked.load(Ordering::Relaxed) {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// The client-facing server: tardis-machine's `/ws-stream-normalized` on a mio loop.
+pub struct Server {
+    poll: Poll,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+    parked: Arc<AtomicBool>,
+    stats: Arc<FanoutStats>,
+    cfg: ServerConfig,
+    tuning: Tuning,
+    instruments: Arc<Instruments>,
+}
+
+impl Server {
+    /// Binds the listen address of `cfg` with default [`Tuning`].
+    ///
+    /// # Errors
+    /// The socket or poll error.
+    pub fn bind(cfg: &ServerConfig, instruments: Arc<Instruments>) -> io::Result<Server> {
+        Server::bind_tuned(cfg, instruments, Tuning::default())
+    }
+
+    /// Binds with explicit timing knobs (tests shorten the heartbeat).
+    ///
+    /// # Errors
+    /// The socket or poll error.
+    pub fn bind_tuned(
+        cfg: &ServerConfig,
+        instruments: Arc<Instruments>,
+        tuning: Tuning,
+    ) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(cfg.listen)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let local_addr = listener.local_addr()?;
+        Ok(Server {
+            poll,
+            listener,
+            local_addr,
+            waker,
+            stop: Arc::new(AtomicBool::new(false)),
+            parked: Arc::new(AtomicBool::new(false)),
+            stats: Arc::new(FanoutStats::default()),
+            cfg: cfg.clone(),
+            tuning,
+            instruments,
+        })
+    }
+
+    /// The bound address (the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The loop's waker: call `wake()` after pushing a batch into the ring.
+    pub fn waker(&self) -> Arc<Waker> {
+        self.waker.clone()
+    }
+
+    /// A waker that calls `wake()` only while the loop sleeps.
+    pub fn notifier(&self) -> Notifier {
+        Notifier {
+            waker: self.waker.clone(),
+            parked: self.parked.clone(),
+        }
+    }
+
+    /// Stops [`Server::run`] from any thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            flag: self.stop.clone(),
+            waker: self.waker.clone(),
+        }
+    }
+
+    /// The counters, updated once per loop turn.
+    pub fn stats(&self) -> Arc<FanoutStats> {
+        self.stats.clone()
+    }
+
+    /// Runs the loop on the calling thread until [`StopHandle::stop`]; then delivers what the
+    /// ring still holds, sends every client a close frame 1001 `going away` and closes the
+    /// sockets (waiting at most 2 s or the close timeout).
+    ///
+    /// # Errors
+    /// A `poll` failure other than an interrupt.
+    pub fn run(self, mut consumer: Consumer<FanoutMsg>) -> io::Result<()> {
+        let Server {
+            poll,
+            listener,
+            stop,
+            parked,
+            stats,
+            cfg,
+            tuning,
+            instruments,
+            ..
+        } = self;
+        let mut f = Fanout::new(poll, listener, &cfg, tuning.clone(), instruments);
+        let mut events = Events::with_capacity(1024);
+        let mut last_data = Instant::now();
+        let mut more = false;
+        while !stop.load(Ordering::Acquire) {
+            let now = Instant::now();
+            let mut timeout = if more {
+                Duration::ZERO
+            } else if now.duration_since(last_data) < Duration::from_millis(100) {
+                tuning.busy_poll
+            } else {
+                tuning.idle_poll
+            };
+            timeout = timeout.min(f.next_deadline(now));
+            if !timeout.is_zero() {
+                parked.store(true, Ordering::Relaxed);
+                fence(Ordering::SeqCst);
+                if !consumer.is_empty() {
+                    timeout = Duration::ZERO;
+                }
+            }
+            let polled = f.poll.poll(&mut events, Some(timeout));
+            parked.store(false, Ordering::Relaxed);
+            match polled {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            f.on_events(&events);
+            let n = f.drain(&mut consumer, tuning.batch_msgs);
+            more = !consumer.is_empty();
+            if n > 0 {
+                last_data = Instant::now();
+            }
+            f.timers(Instant::now());
+            f.retry_state();
+            f.flush_dirty();
+            f.publish(&stats);
+        }
+        // what the ring holds now (bounded, should the producer still be pushing)
+        let mut budget = consumer.slots();
+        while budget > 0 {
+            let n = f.drain(&mut consumer, budget);
+            if n == 0 {
+                break;
+            }
+            budget -= n;
+        }
+        f.flush_dirty();
+        f.shutdown(&mut events);
+        f.publish(&stats);
+        Ok(())
+    }
+}
+
+/// The loop's state.
+pub(super) struct Fanout {
+    pub(super) poll: Poll,
+    pub(super) listener: TcpListener,
+    pub(super) s: Sessions,
+    pub(super) instrs: Vec<InstrState>,
+    pub(super) instruments: Arc<Instruments>,
+    pub(super) tuning: Tuning,
+    pub(super) max_clients: usize,
+    /// The message being fanned out (encoded once).
+    pub(super) scratch: Vec<u8>,
+    /// Per-client messages (cold).
+    pub(super) cold: Vec<u8>,
+    pub(super) writer: BookChangeWriter,
+    pub(super) cold_writer: BookChangeWriter,
+    pub(super) current: Option<Current>,
+    pub(super) touched_asks: Vec<Decimal>,
+    pub(super) read_buf: Vec<u8>,
+    pub(super) flushing: Vec<u32>,
+    /// Clients whose fresh state waits for a book message in progress.
+    pub(super) retry: Vec<u32>,
+    /// Clients with unread input left after their share of reads this turn.
+    pub(super) reread: Vec<u32>,
+    pub(super) rereading: Vec<u32>,
+    pub(super) next_heartbeat: Instant,
+    pub(super) timer_streams: usize,
+    pub(super) next_timer_ns: i64,
+}
+
+impl Fanout {
+    pub(super) fn new(
+        poll: Poll,
+        listener: TcpListener,
+        cfg: &ServerConfig,
+        tuning: Tuning,
+        instruments: Arc<Instruments>,
+    ) -> Fanout {
+        let instrs = instruments
+            .iter()
+            .map(|(_, exchange, symbol)| InstrState::new(exchange, symbol))
+            .collect();
+        let slots = cfg.max_clients.min(1 << 16);
+        Fanout {
+            poll,
+            listener,
+            s: Sessions {
+                clients: Vec::with_capacity(slots),
+                free: Vec::with_capacity(slots),
+                live: 0,
+                dirty: Vec::with_capacity(slots),
+                closing: Vec::with_capacity(slots),
+                counters: FanoutCounters::default(),
+                soft: cfg.send_buffer_soft_bytes,
+                hard: cfg.send_buffer_hard_bytes,
+                close_timeout: tuning.close_timeout,
+                latency_clients: 0,
+            },
+            instrs,
+            instruments,
+            max_clients: cfg.max_clients,
+            scratch: Vec::with_capacity(1 << 16),
+            cold: Vec::with_capacity(1 << 16),
+            writer: BookChangeWriter::default(),
+            cold_writer: BookChangeWriter::default(),
+            current: None,
+            touched_asks: Vec::with_capacity(4096),
+            read_buf: vec![0; 1 << 16],
+            flushing: Vec::with_capacity(slots),
+            retry: Vec::new(),
+            reread: Vec::with_capacity(slots),
+            rereading: Vec::with_capacity(slots),
+            next_heartbeat: Instant::now() + tuning.heartbeat_interval,
+            tuning,
+            timer_streams: 0,
+            next_timer_ns: i64::MAX,
+        }
+    }
+
+    pub(super) fn publish(&mut self, stats: &FanoutStats) {
+        self.s.counters.clients = self.s.live as u64;
+        stats.publish(&self.s.counters);
+    }
+
+    /// Time until the next timer (heartbeat, timer snapshot, close deadline).
+    pub(super) fn next_deadline(&self, now: Instant) -> Duration {
+        if !self.reread.is_empty() {
+            return Duration::ZERO;
+        }
+        let mut d = self.next_heartbeat.saturating_duration_since(now);
+        if self.timer_streams > 0 {
+            let wall = unix_now_ns();
+            let until = self.next_timer_ns.saturating_sub(wall).max(0) as u64;
+            d = d.min(Duration::from_nanos(until));
+        }
+        for &ci in &self.s.closing {
+            if let Some(Some(c)) = self.s.clients.get(ci as usize) {
+                if let Some(deadline) = c.deadline {
+                    d = d.min(deadline.saturating_duration_since(now));
+                }
+            }
+        }
+        d
+    }
+
+    pub(super) fn on_events(&mut self, events: &Events) {
+        // clients that had more to read than one turn's share
+        std::mem::swap(&mut self.reread, &mut self.rereading);
+        for k in 0..self.rereading.len() {
+            let ci = self.rereading[k];
+            self.on_readable(ci);
+        }
+        self.rereading.clear();
+        for ev in events.iter() {
+            match ev.token() {
+                LISTENER => self.accept(),
+                WAKER => {}
+                Token(t) => {
+                    let ci = (t - FIRST_CLIENT) as u32;
+                    if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                        self.on_readable(ci);
+                    }
+                    if ev.is_writable() {
+                        self.s.mark_dirty(ci);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn timers(&mut self, now: Instant) {
+        if now >= self.next_heartbeat {
+            self.next_heartbeat = now + self.tuning.heartbeat_interval;
+            self.heartbeat();
+        }
+        let mut i = 0;
+        while i < self.s.closing.len() {
+            let ci = self.s.closing[i];
+            let expired = match self.s.clients.get(ci as usize) {
+                Some(Some(c)) => c.deadline.is_some_and(|d| now >= d),
+                _ => true,
+            };
+            if expired {
+                self.remove(ci);
+                // `remove` took it out of the list
+                if self.s.closing.get(i) == Some(&ci) {
+                    self.s.closing.swap_remove(i);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        if self.timer_streams > 0 {
+            let wall = unix_now_ns();
+            if wall >= self.next_timer_ns {
+                self.timer_snapshots(wall);
+            }
+        }
+    }
+
+    /// Heartbeat tick: terminate clients silent since the last tick, ping the others.
+    pub(super) fn heartbeat(&mut self) {
+        let hard = self.s.hard;
+        for ci in 0..self.s.clients.len() as u32 {
+            let Some(c) = self.s.get(ci) else { continue };
+            match c.phase {
+                Phase::Open if !c.alive => {
+                    self.s.counters.heartbeat_timeouts += 1;
+                    self.remove(ci);
+                }
+                Phase::Open => {
+                    c.alive = false;
+                    if c.push_control(ws::OP_PING, b"", hard) {
+                        self.s.mark_dirty(ci);
+                    } else {
+                        self.s.slow_close(ci);
+                    }
+                }
+                Phase::Handshake => {
+                    c.handshake_ticks += 1;
+                    if c.handshake_ticks >= 2 {
+                        self.s.counters.heartbeat_timeouts += 1;
+                        self.remove(ci);
+                    }
+                }
+                Phase::Closing | Phase::Draining => {}
+            }
+        }
+    }
+
+    /// One write per client with queued bytes; then conflation recovery and closing steps.
+    pub(super) fn flush_dirty(&mut self) {
+        std::mem::swap(&mut self.s.dirty, &mut self.flushing);
+        for k in 0..self.flushing.len() {
+            let ci = self.flushing[k];
+            let Some(c) = self.s.get(ci) else { continue };
+            c.in_dirty = false;
+            let phase = c.phase;
+            match c.flush() {
+                Ok(n) => self.s.counters.bytes_sent += n as u64,
+                Err(_) => {
+                    if phase == Phase::Open {
+                        self.s.counters.client_disconnects += 1;
+                    }
+                    self.remove(ci);
+                    continue;
+                }
+            }
+            let soft = self.s.soft;
+            let Some(c) = self.s.get(ci) else { continue };
+            match c.phase {
+                Phase::Open if c.conflating && c.pending() <= soft / 2 => {
+                    self.s.counters.resnapshots += 1;
+                    if !self.recover(ci) {
+                        self.retry.push(ci);
+                    }
+                    if let Some(c) = self.s.get(ci) {
+                        match c.flush() {
+                            Ok(n) => self.s.counters.bytes_sent += n as u64,
+                            Err(_) => {
+                                self.s.counters.client_disconnects += 1;
+                                self.remove(ci);
+                            }
+                        }
+                    }
+                }
+                Phase::Closing if c.pending() == 0 => {
+                    let _ = c.stream.shutdown(Shutdown::Write);
+                    c.phase = Phase::Draining;
+                }
+                _ => {}
+            }
+        }
+        self.flushing.clear();
+    }
+
+    /// Stop: close frames 1001 to every session, then wait a little for them to go out.
+    pub(super) fn shutdown(&mut self, events: &mut Events) {
+        for ci in 0..self.s.clients.len() as u32 {
+            match self.s.get(ci).map(|c| c.phase) {
+                Some(Phase::Open) => self.s.start_close(ci, 1001, "going away"),
+                Some(Phase::Handshake) => self.remove(ci),
+                _ => {}
+            }
+        }
+        self.flush_dirty();
+        let end = Instant::now() + self.tuning.close_timeout.min(Duration::from_secs(2));
+        while self.s.live > 0 {
+            let now = Instant::now();
+            if now >= end {
+                break;
+            }
+            let wait = end.duration_since(now).min(Duration::from_millis(10));
+            if let Err(e) = self.poll.poll(events, Some(wait)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    break;
+                }
+            }
+            for ev in events.iter() {
+                let Token(t) = ev.token();
+                if t < FIRST_CLIENT {
+                    continue;
+                }
+                let ci = (t - FIRST_CLIENT) as u32;
+                if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                    self.on_readable(ci);
+                }
+                if ev.is_writable() {
+                    self.s.mark_dirty(ci);
+                }
+            }
+            self.flush_dirty();
+        }
+        for ci in 0..self.s.clients.len() as u32 {
+            self.remove(ci);
+        }
+    }
+}

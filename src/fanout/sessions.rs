@@ -1,0 +1,217 @@
+//! The client table of the fan-out loop and the sending side: queue a message to many
+//! clients, conflate for the slow ones, close the ones over their hard limit.
+
+use std::time::{Duration, Instant};
+
+use super::client::{Client, Phase};
+use super::mono_now_ns;
+use super::state::SubRef;
+use super::stats::{BadRequest, FanoutCounters};
+use super::ws::{self, ClientFrame, FrameError};
+
+/// Every client and what is sent to them.
+pub(super) struct Sessions {
+    pub(super) clients: Vec<Option<Client>>,
+    pub(super) free: Vec<u32>,
+    pub(super) live: usize,
+    /// Clients with queued bytes to write this turn.
+    pub(super) dirty: Vec<u32>,
+    /// Clients in `Closing`/`Draining`, checked against their deadline.
+    pub(super) closing: Vec<u32>,
+    pub(super) counters: FanoutCounters,
+    pub(super) soft: usize,
+    pub(super) hard: usize,
+    pub(super) close_timeout: Duration,
+    pub(super) latency_clients: usize,
+}
+
+impl Sessions {
+    #[inline]
+    pub(super) fn get(&mut self, ci: u32) -> Option<&mut Client> {
+        self.clients.get_mut(ci as usize).and_then(Option::as_mut)
+    }
+
+    #[inline]
+    pub(super) fn sent_ns(&self) -> u64 {
+        if self.latency_clients > 0 {
+            mono_now_ns()
+        } else {
+            0
+        }
+    }
+
+    #[inline]
+    pub(super) fn mark_dirty(&mut self, ci: u32) {
+        if let Some(c) = self.clients.get_mut(ci as usize).and_then(Option::as_mut) {
+            if !c.in_dirty {
+                c.in_dirty = true;
+                self.dirty.push(ci);
+            }
+        }
+    }
+
+    /// Queues one encoded message to every open subscriber; returns how many got it.
+    /// `conflatable` messages are dropped (and remembered) for clients over the soft limit.
+    #[inline]
+    pub(super) fn deliver(
+        &mut self,
+        subs: &[SubRef],
+        msg: &[u8],
+        conflatable: bool,
+        recv_mono_ns: u64,
+        sent_mono_ns: u64,
+    ) -> u64 {
+        let mut queued = 0;
+        for r in subs {
+            let Some(c) = self
+                .clients
+                .get_mut(r.client as usize)
+                .and_then(Option::as_mut)
+            else {
+                continue;
+            };
+            if c.phase != Phase::Open {
+                continue;
+            }
+            if conflatable && (c.conflating || c.backlog > self.soft) {
+                c.conflating = true;
+                if let Some(s) = c.subs.get_mut(r.sub as usize) {
+                    s.dirty = true;
+                }
+                self.counters.conflations += 1;
+                continue;
+            }
+            let mut ok = c.push_message(msg, recv_mono_ns, sent_mono_ns, self.hard);
+            if !ok {
+                // a burst within one turn: write what the socket takes before judging
+                if let Ok(n) = c.flush() {
+                    self.counters.bytes_sent += n as u64;
+                }
+                ok = c.push_message(msg, recv_mono_ns, sent_mono_ns, self.hard);
+            }
+            if ok {
+                queued += 1;
+                if !c.in_dirty {
+                    c.in_dirty = true;
+                    self.dirty.push(r.client);
+                }
+            } else {
+                self.slow_close(r.client);
+            }
+        }
+        self.counters.messages_sent += queued;
+        queued
+    }
+
+    /// Queues one message to one open client (cold: connection start, recovery, disconnect).
+    pub(super) fn push_one(&mut self, ci: u32, msg: &[u8], recv_mono_ns: u64) -> bool {
+        let sent = self.sent_ns();
+        let hard = self.hard;
+        let Some(c) = self.get(ci) else { return false };
+        if c.phase != Phase::Open {
+            return false;
+        }
+        let mut ok = c.push_message(msg, recv_mono_ns, sent, hard);
+        if !ok {
+            // a burst: write what the socket takes before judging
+            let written = c.flush().unwrap_or(0);
+            ok = c.push_message(msg, recv_mono_ns, sent, hard);
+            self.counters.bytes_sent += written as u64;
+        }
+        if ok {
+            self.counters.messages_sent += 1;
+            self.mark_dirty(ci);
+            true
+        } else {
+            self.slow_close(ci);
+            false
+        }
+    }
+
+    #[cold]
+    pub(super) fn slow_close(&mut self, ci: u32) {
+        self.counters.slow_client_closes += 1;
+        self.start_close(ci, 1008, "Too much backpressure");
+    }
+
+    /// Queues a close frame (`code` 0: empty payload) after what the client has, and stops
+    /// sending it anything else.
+    pub(super) fn start_close(&mut self, ci: u32, code: u16, reason: &str) {
+        let mut frame = Vec::with_capacity(2 + 2 + ws::MAX_CLOSE_REASON_BYTES);
+        ws::close_frame(code, reason, &mut frame);
+        self.closing_with(ci, &frame);
+    }
+
+    /// Queues an HTTP error response, then closes.
+    pub(super) fn http_close(&mut self, ci: u32, status: u16) {
+        let mut response = Vec::with_capacity(128);
+        ws::error_response(status, &mut response);
+        self.closing_with(ci, &response);
+    }
+
+    pub(super) fn closing_with(&mut self, ci: u32, bytes: &[u8]) {
+        let deadline = Instant::now() + self.close_timeout;
+        let Some(c) = self.get(ci) else { return };
+        if matches!(c.phase, Phase::Closing | Phase::Draining) {
+            return;
+        }
+        if c.phase == Phase::Open && c.with_latency {
+            self.latency_clients -= 1;
+        }
+        let c = self.get(ci).expect("checked above");
+        c.push_raw(bytes);
+        c.phase = Phase::Closing;
+        c.deadline = Some(deadline);
+        if !c.in_closing {
+            c.in_closing = true;
+            self.closing.push(ci);
+        }
+        self.mark_dirty(ci);
+    }
+
+    /// Client frames received while open.
+    pub(super) fn on_frames(&mut self, ci: u32, bytes: &[u8]) {
+        let hard = self.hard;
+        let Some(c) = self.get(ci) else { return };
+        c.alive = true;
+        let mut ping: Option<([u8; 125], usize)> = None;
+        let mut close: Option<Option<u16>> = None;
+        let mut data = 0u64;
+        let result = c.decoder.feed(bytes, |frame| match frame {
+            ClientFrame::Data => data += 1,
+            ClientFrame::Ping(p) => {
+                let mut b = [0u8; 125];
+                b[..p.len()].copy_from_slice(p);
+                ping = Some((b, p.len()));
+            }
+            ClientFrame::Pong => {}
+            ClientFrame::Close(code) => close = Some(code),
+        });
+        self.counters.client_frames_ignored += data;
+        if let Some((b, n)) = ping {
+            let c = self.get(ci).expect("checked above");
+            if c.push_control(ws::OP_PONG, &b[..n], hard) {
+                self.mark_dirty(ci);
+            } else {
+                self.slow_close(ci);
+                return;
+            }
+        }
+        match result {
+            Err(e) => {
+                let kind = match e {
+                    FrameError::TooBig => BadRequest::OversizedFrame,
+                    FrameError::Protocol | FrameError::InvalidUtf8 => BadRequest::ProtocolError,
+                };
+                self.counters.bad_requests[kind as usize] += 1;
+                self.start_close(ci, e.code(), "");
+            }
+            Ok(()) => {
+                if let Some(code) = close {
+                    self.counters.client_disconnects += 1;
+                    self.start_close(ci, code.unwrap_or(0), "");
+                }
+            }
+        }
+    }
+}

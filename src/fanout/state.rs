@@ -1,0 +1,509 @@
+//! The fan-out's own view of each instrument: a copy of its book (fed by applied book
+//! messages), the snapshot series and imbalance streams computed from it, and the subscriber
+//! lists of every message type.
+//!
+//! Snapshot semantics follow tardis-node's `BookSnapshotComputable` as PROTOCOL.md section 2
+//! records it: each series keeps its own top `depth` levels; interval 0 emits after every change
+//! of them; interval > 0 emits the first snapshot right after the first change, then, when a
+//! change arrives in a later bucket (`floor(ts / interval)`) than the previous change and the
+//! top changed since the last snapshot, the top as it stood before that change, stamped with
+//! the end of the previous change's bucket.
+
+use crate::book::Book;
+use crate::model::{BookSide, BookTicker, Decimal, Exchange};
+
+/// A subscriber: a client slot and the index of the subscription in that client's list.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct SubRef {
+    /// Client slot.
+    pub client: u32,
+    /// Index into the client's subscriptions.
+    pub sub: u32,
+}
+
+/// Top `depth` levels of each side, best first; `None` is a missing level.
+#[derive(Clone, Debug)]
+pub struct Top {
+    /// Bids, best (highest) first.
+    pub bids: Vec<Option<(Decimal, Decimal)>>,
+    /// Asks, best (lowest) first.
+    pub asks: Vec<Option<(Decimal, Decimal)>>,
+}
+
+fn same(a: &Option<(Decimal, Decimal)>, b: &Option<(Decimal, Decimal)>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some((pa, qa)), Some((pb, qb))) => {
+            (pa == pb || pa.cmp_value(*pb).is_eq()) && (qa == qb || qa.cmp_value(*qb).is_eq())
+        }
+        _ => false,
+    }
+}
+
+impl Top {
+    /// `depth` empty levels per side.
+    pub fn new(depth: usize) -> Top {
+        Top {
+            bids: vec![None; depth],
+            asks: vec![None; depth],
+        }
+    }
+
+    /// Empties every level.
+    pub fn clear(&mut self) {
+        self.bids.fill(None);
+        self.asks.fill(None);
+    }
+
+    /// Copies the book's top levels; true when any level changed (price or amount).
+    pub fn refresh(&mut self, book: &Book) -> bool {
+        let mut changed = false;
+        for (side, slots) in [
+            (BookSide::Bid, &mut self.bids),
+            (BookSide::Ask, &mut self.asks),
+        ] {
+            let mut levels = book.decimal_levels(side);
+            for slot in slots.iter_mut() {
+                let level = levels.next();
+                if !same(slot, &level) {
+                    *slot = level;
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+}
+
+/// One snapshot series of one instrument, shared by every client that asked for its name.
+#[derive(Clone, Debug)]
+pub struct SnapStream {
+    /// The data type as requested (the message's `name`).
+    pub name: Box<str>,
+    /// Interval, ms; 0 = on every change of the top.
+    pub interval_ms: u64,
+    /// `timerSnapshots`: emitted at each wall-clock interval boundary instead of on changes.
+    pub timer: bool,
+    /// Subscribers.
+    pub subs: Vec<SubRef>,
+    /// The top as of the last change (what a snapshot shows).
+    pub top: Top,
+    changed: bool,
+    initialized: bool,
+    /// tardis' `_lastUpdateTimestamp`: exchange time of the last change, unix ns (or the end
+    /// of its bucket once a bucket snapshot was emitted).
+    last_update_ts_ns: i64,
+    /// Timer series: next boundary, unix ns.
+    pub next_due_ns: i64,
+}
+
+impl SnapStream {
+    /// A new series with no state.
+    pub fn new(name: &str, depth: usize, interval_ms: u64, timer: bool, now_ns: i64) -> Self {
+        let mut s = SnapStream {
+            name: name.into(),
+            interval_ms,
+            timer,
+            subs: Vec::new(),
+            top: Top::new(depth),
+            changed: false,
+            initialized: false,
+            last_update_ts_ns: 0,
+            next_due_ns: 0,
+        };
+        s.schedule(now_ns);
+        s
+    }
+
+    fn interval_ns(&self) -> i64 {
+        (self.interval_ms as i64).saturating_mul(1_000_000)
+    }
+
+    /// Forgets all state (disconnect, lost sync): the next change starts a new series.
+    pub fn reset(&mut self) {
+        self.top.clear();
+        self.changed = false;
+        self.initialized = false;
+        self.last_update_ts_ns = 0;
+    }
+
+    fn has_new(&mut self, ts_ns: i64) -> bool {
+        if !self.changed {
+            return false;
+        }
+        if self.interval_ms == 0 || !self.initialized {
+            return true;
+        }
+        let interval = self.interval_ns();
+        let current = ts_ns.div_euclid(interval);
+        let last = self.last_update_ts_ns.div_euclid(interval);
+        if current > last {
+            self.last_update_ts_ns = (last + 1).saturating_mul(interval);
+            return true;
+        }
+        false
+    }
+
+    /// Before a change with exchange time `ts_ns` is taken into the top: the `timestamp` of a
+    /// snapshot to emit now from [`SnapStream::top`] (the top before the change).
+    pub fn before_change(&mut self, ts_ns: i64) -> Option<i64> {
+        if self.timer || !self.has_new(ts_ns) {
+            return None;
+        }
+        self.changed = false;
+        Some(self.last_update_ts_ns)
+    }
+
+    /// Takes the change into the top: the `timestamp` of a snapshot to emit now.
+    pub fn after_change(&mut self, book: &Book, ts_ns: i64) -> Option<i64> {
+        if self.timer {
+            return None;
+        }
+        if self.top.refresh(book) {
+            self.changed = true;
+        }
+        self.last_update_ts_ns = ts_ns;
+        if !self.has_new(ts_ns) {
+            return None;
+        }
+        self.changed = false;
+        self.initialized = true;
+        Some(self.last_update_ts_ns)
+    }
+
+    /// For a client joining the series (or recovering from conflation) while the book is
+    /// synced: brings the top up to date and returns the `timestamp` to show it with.
+    pub fn current(&mut self, book: &Book, last_change_ts_ns: i64) -> i64 {
+        if self.timer {
+            self.top.refresh(book);
+            return last_change_ts_ns;
+        }
+        if !self.initialized {
+            self.top.refresh(book);
+            self.changed = false;
+            self.initialized = true;
+            self.last_update_ts_ns = last_change_ts_ns;
+        }
+        self.last_update_ts_ns
+    }
+
+    /// Timer series: the boundary to emit at, if `now_ns` reached it (then schedules the next).
+    pub fn timer_due(&mut self, now_ns: i64) -> Option<i64> {
+        if !self.timer || now_ns < self.next_due_ns {
+            return None;
+        }
+        let due = self.next_due_ns;
+        self.schedule(now_ns);
+        // a late turn emits once, stamped with the latest boundary passed
+        let interval = self.interval_ns();
+        Some(due.max(now_ns.div_euclid(interval).saturating_mul(interval)))
+    }
+
+    fn schedule(&mut self, now_ns: i64) {
+        if self.timer && self.interval_ms > 0 {
+            let interval = self.interval_ns();
+            self.next_due_ns = (now_ns.div_euclid(interval) + 1).saturating_mul(interval);
+        } else {
+            self.next_due_ns = i64::MAX;
+        }
+    }
+}
+
+/// One `imbalance_{N}` stream of one instrument.
+#[derive(Clone, Debug)]
+pub struct ImbStream {
+    /// Levels per side.
+    pub depth: usize,
+    /// Subscribers.
+    pub subs: Vec<SubRef>,
+    top: Top,
+}
+
+impl ImbStream {
+    /// A new stream.
+    pub fn new(depth: usize) -> Self {
+        ImbStream {
+            depth,
+            subs: Vec::new(),
+            top: Top::new(depth),
+        }
+    }
+
+    /// Forgets the last top.
+    pub fn reset(&mut self) {
+        self.top.clear();
+    }
+
+    /// After a change: the imbalance in basis points when the top `depth` levels changed.
+    pub fn after_change(&mut self, book: &Book) -> Option<i64> {
+        if self.top.refresh(book) {
+            imbalance_bp(book, self.depth)
+        } else {
+            None
+        }
+    }
+
+    /// For a joining client: the current imbalance.
+    pub fn current(&mut self, book: &Book) -> Option<i64> {
+        self.top.refresh(book);
+        imbalance_bp(book, self.depth)
+    }
+}
+
+/// Bid share of the top `n` levels of each side in basis points, rounded half up:
+/// `10000 * Σ bid size / (Σ bid size + Σ ask size)`; `None` when both sides are empty. Exact
+/// integer arithmetic on the book's fixed-point sizes.
+pub fn imbalance_bp(book: &Book, n: usize) -> Option<i64> {
+    let bid: i128 = book
+        .levels(BookSide::Bid)
+        .take(n)
+        .map(|l| i128::from(l.qty))
+        .sum();
+    let ask: i128 = book
+        .levels(BookSide::Ask)
+        .take(n)
+        .map(|l| i128::from(l.qty))
+        .sum();
+    let total = bid + ask;
+    if total <= 0 {
+        return None;
+    }
+    Some(((bid * 20_000 + total) / (2 * total)) as i64)
+}
+
+/// Removes crossed levels after a change, as tardis-node's `OrderBook` does: while the best
+/// bid is at or above the best ask, remove the best bid when the change touched the best
+/// ask's price (the venue did not delete the stale bid), else the best ask. Returns how many
+/// levels were removed.
+pub fn remove_crossed(book: &mut Book, touched_asks: &[Decimal]) -> u64 {
+    let (Some((bid, _)), Some((ask, _))) = (book.best_bid(), book.best_ask()) else {
+        return 0;
+    };
+    if bid.cmp_value(ask).is_lt() {
+        return 0;
+    }
+    let side = if touched_asks.iter().any(|p| p.cmp_value(ask).is_eq()) {
+        BookSide::Bid
+    } else {
+        BookSide::Ask
+    };
+    let mut removed = 0;
+    while let (Some((bid, _)), Some((ask, _))) = (book.best_bid(), book.best_ask()) {
+        if bid.cmp_value(ask).is_lt() {
+            break;
+        }
+        let price = if side == BookSide::Bid { bid } else { ask };
+        if book.apply(side, price, Decimal::ZERO).is_err() {
+            break;
+        }
+        removed += 1;
+    }
+    removed
+}
+
+/// Everything the fan-out keeps per instrument.
+#[derive(Debug)]
+pub struct InstrState {
+    /// Exchange id.
+    pub exchange: Exchange,
+    /// Symbol, upper case.
+    pub symbol: Box<str>,
+    /// The fan-out's copy of the book.
+    pub book: Book,
+    /// True from an applied snapshot until the book loses sync or its connection drops.
+    pub synced: bool,
+    /// Exchange time of the last applied change, unix ns (0 if none).
+    pub last_exch_ts_ns: i64,
+    /// Receive time of the last applied change, unix ns.
+    pub last_recv_ts_ns: i64,
+    /// Monotonic receive stamp of the last applied change.
+    pub last_recv_mono_ns: u64,
+    /// `trade` subscribers.
+    pub trade: Vec<SubRef>,
+    /// `book_change` subscribers.
+    pub book_change: Vec<SubRef>,
+    /// `book_ticker` subscribers.
+    pub book_ticker: Vec<SubRef>,
+    /// `derivative_ticker` subscribers.
+    pub derivative_ticker: Vec<SubRef>,
+    /// `liquidation` subscribers.
+    pub liquidation: Vec<SubRef>,
+    /// `book_invalid` subscribers.
+    pub integrity: Vec<SubRef>,
+    /// Snapshot series.
+    pub snaps: Vec<SnapStream>,
+    /// Imbalance streams.
+    pub imbs: Vec<ImbStream>,
+    /// The last book ticker (sent to a client recovering from conflation).
+    pub last_book_ticker: Option<BookTicker>,
+}
+
+impl InstrState {
+    /// Empty state with a preallocated book.
+    pub fn new(exchange: Exchange, symbol: &str) -> Self {
+        InstrState {
+            exchange,
+            symbol: symbol.into(),
+            book: Book::default(),
+            synced: false,
+            last_exch_ts_ns: 0,
+            last_recv_ts_ns: 0,
+            last_recv_mono_ns: 0,
+            trade: Vec::new(),
+            book_change: Vec::new(),
+            book_ticker: Vec::new(),
+            derivative_ticker: Vec::new(),
+            liquidation: Vec::new(),
+            integrity: Vec::new(),
+            snaps: Vec::new(),
+            imbs: Vec::new(),
+            last_book_ticker: None,
+        }
+    }
+
+    /// The `timestamp` of the last change (exchange time, else receive time).
+    pub fn last_ts_ns(&self) -> i64 {
+        if self.last_exch_ts_ns != 0 {
+            self.last_exch_ts_ns
+        } else {
+            self.last_recv_ts_ns
+        }
+    }
+
+    /// Drops the book and every computed state; true when the book was synced.
+    pub fn invalidate(&mut self) -> bool {
+        let was = self.synced;
+        self.synced = false;
+        self.book.clear();
+        for s in &mut self.snaps {
+            s.reset();
+        }
+        for s in &mut self.imbs {
+            s.reset();
+        }
+        self.last_book_ticker = None;
+        was
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::parse(s.as_bytes()).unwrap()
+    }
+
+    fn book(bids: &[(&str, &str)], asks: &[(&str, &str)]) -> Book {
+        let mut b = Book::default();
+        for (p, q) in bids {
+            b.apply(BookSide::Bid, d(p), d(q)).unwrap();
+        }
+        for (p, q) in asks {
+            b.apply(BookSide::Ask, d(p), d(q)).unwrap();
+        }
+        b
+    }
+
+    const S: i64 = 1_000_000_000;
+    const MS: i64 = 1_000_000;
+
+    #[test]
+    fn interval_zero_emits_on_every_top_change() {
+        let mut s = SnapStream::new("book_snapshot_2_0ms", 2, 0, false, 0);
+        let mut b = book(&[("100", "1")], &[("101", "1")]);
+        assert_eq!(s.before_change(10 * S), None);
+        assert_eq!(s.after_change(&b, 10 * S), Some(10 * S));
+        assert_eq!(s.top.bids, [Some((d("100"), d("1"))), None]);
+        // a change below the top 2 levels emits nothing
+        b.apply(BookSide::Bid, d("99"), d("1")).unwrap();
+        b.apply(BookSide::Bid, d("98"), d("1")).unwrap();
+        assert_eq!(s.after_change(&b, 11 * S), Some(11 * S)); // 99 entered the top 2
+        b.apply(BookSide::Bid, d("97"), d("5")).unwrap();
+        assert_eq!(s.before_change(12 * S), None);
+        assert_eq!(s.after_change(&b, 12 * S), None);
+        // same value written differently is no change
+        b.apply(BookSide::Ask, d("101.0"), d("1.00")).unwrap();
+        assert_eq!(s.after_change(&b, 13 * S), None);
+    }
+
+    #[test]
+    fn interval_buckets_like_tardis() {
+        // PROTOCOL.md section 2: first snapshot right after the first change; then the book
+        // as it stood before the first change of a later bucket, stamped with the bucket end
+        let mut s = SnapStream::new("book_snapshot_1_1000ms", 1, 1000, false, 0);
+        let mut b = book(&[("119", "20")], &[("120", "10")]);
+        assert_eq!(
+            s.after_change(&b, 10 * S + 100 * MS),
+            Some(10 * S + 100 * MS)
+        );
+        // same bucket change: nothing yet
+        b.apply(BookSide::Ask, d("120"), d("11")).unwrap();
+        assert_eq!(s.before_change(10 * S + 500 * MS), None);
+        assert_eq!(s.after_change(&b, 10 * S + 500 * MS), None);
+        // a change two buckets later: the pre-change top, stamped 11.000
+        b.apply(BookSide::Ask, d("120"), d("12")).unwrap();
+        assert_eq!(s.before_change(12 * S + 132 * MS), Some(11 * S));
+        assert_eq!(s.top.asks, [Some((d("120"), d("11")))]);
+        assert_eq!(s.after_change(&b, 12 * S + 132 * MS), None);
+        // next bucket, top changed since: emits 13.000 with amount 12
+        b.apply(BookSide::Ask, d("120"), d("13")).unwrap();
+        assert_eq!(s.before_change(13 * S + 132 * MS), Some(13 * S));
+        assert_eq!(s.top.asks, [Some((d("120"), d("12")))]);
+        s.after_change(&b, 13 * S + 132 * MS);
+        // a later bucket whose change does not touch the top: still the pending snapshot
+        b.apply(BookSide::Bid, d("1"), d("1")).unwrap();
+        assert_eq!(s.before_change(20 * S), Some(14 * S));
+        assert_eq!(s.after_change(&b, 20 * S), None);
+        // nothing changed in the top since: no snapshot
+        assert_eq!(s.before_change(30 * S), None);
+        // reset: the next change is a first change again
+        s.reset();
+        assert_eq!(s.after_change(&b, 31 * S), Some(31 * S));
+    }
+
+    #[test]
+    fn joiners_and_timers() {
+        let b = book(&[("10", "1"), ("9", "2")], &[("11", "3")]);
+        let mut s = SnapStream::new("book_snapshot_3_0ms", 3, 0, false, 0);
+        assert_eq!(s.current(&b, 5 * S), 5 * S);
+        assert_eq!(s.top.bids[1], Some((d("9"), d("2"))));
+        assert_eq!(s.top.asks[1], None);
+        let mut t = SnapStream::new("quote_1s", 1, 1000, true, 10 * S + 200 * MS);
+        assert_eq!(t.next_due_ns, 11 * S);
+        assert_eq!(t.after_change(&b, 10 * S), None);
+        assert_eq!(t.timer_due(10 * S + 999 * MS), None);
+        assert_eq!(t.timer_due(11 * S + 3 * MS), Some(11 * S));
+        assert_eq!(t.next_due_ns, 12 * S);
+        // a late turn emits once at the latest boundary
+        assert_eq!(t.timer_due(15 * S + 1), Some(15 * S));
+        assert_eq!(t.next_due_ns, 16 * S);
+    }
+
+    #[test]
+    fn imbalance_in_basis_points() {
+        let b = book(&[("10", "1"), ("9", "2")], &[("11", "3"), ("12", "4")]);
+        assert_eq!(imbalance_bp(&b, 1), Some(2500));
+        assert_eq!(imbalance_bp(&b, 2), Some(3000));
+        let b = book(&[("10", "2")], &[("11", "1")]);
+        assert_eq!(imbalance_bp(&b, 5), Some(6667));
+        assert_eq!(imbalance_bp(&Book::default(), 5), None);
+        let mut s = ImbStream::new(1);
+        assert_eq!(s.after_change(&b), Some(6667));
+        assert_eq!(s.after_change(&b), None);
+    }
+
+    #[test]
+    fn crossed_levels_go_from_the_stale_side() {
+        // an ask update crossed the stale best bid: the bid goes
+        let mut b = book(&[("100", "1"), ("99", "1")], &[("99.5", "1"), ("102", "1")]);
+        assert_eq!(remove_crossed(&mut b, &[d("99.5")]), 1);
+        assert_eq!(b.best_bid(), Some((d("99"), d("1"))));
+        // a bid update crossed stale asks: they go
+        let mut b = book(&[("103", "1")], &[("101", "1"), ("102", "1"), ("104", "1")]);
+        assert_eq!(remove_crossed(&mut b, &[]), 2);
+        assert_eq!(b.best_ask(), Some((d("104"), d("1"))));
+        let mut b = book(&[("1", "1")], &[("2", "1")]);
+        assert_eq!(remove_crossed(&mut b, &[]), 0);
+    }
+}
