@@ -2,6 +2,7 @@
 //! code (0 success, 2 bad input or usage).
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use pinfeed::replay::Replay;
 use pinfeed::sim::recording::Recording;
+use pinfeed::sim::server::SimOptions;
 
 /// pinfeed: exact order books and normalized market data from crypto venues.
 #[derive(Parser)]
@@ -33,6 +35,34 @@ enum Command {
         #[arg(long, value_name = "FILE|-")]
         events_out: Option<String>,
     },
+    /// Serve recorded sessions on loopback the way the venues serve them: their WebSocket
+    /// paths and subscribe messages, their REST snapshot URLs, optionally over TLS with a
+    /// certificate generated at start-up. Prints `listening on ADDR` on stdout.
+    Simulate {
+        /// Recording files (`.jsonl` or `.jsonl.zst`), at most one per feed.
+        #[arg(long = "recording", value_name = "FILE", required = true, num_args = 1..)]
+        recordings: Vec<PathBuf>,
+        /// Listen address; port 0 picks a free one.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000")]
+        listen: SocketAddr,
+        /// Serve WSS and HTTPS with a self-signed CA generated at start-up.
+        #[arg(long)]
+        tls: bool,
+        /// Pace: 1 as recorded, X times faster, 0 as fast as possible.
+        #[arg(long, value_name = "X", default_value_t = 1.0)]
+        speed: f64,
+        /// Close each connection at the end of its pass; clients reconnect for a fresh pass.
+        #[arg(long = "loop")]
+        looped: bool,
+        /// Write a `pinfeed run` config pointing at the simulator here (and, with --tls, the
+        /// CA certificate next to it as `<stem>-ca.pem`).
+        #[arg(long, value_name = "FILE")]
+        write_config: Option<PathBuf>,
+        /// With --tls: keep the CA's private key in FILE (created when missing), so a
+        /// restarted simulator is trusted by clients configured for the earlier run.
+        #[arg(long, value_name = "FILE", requires = "tls")]
+        ca_key: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -53,6 +83,30 @@ fn try_main(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             books_out,
             events_out,
         } => replay(&recordings, books_out, events_out),
+        Command::Simulate {
+            recordings,
+            listen,
+            tls,
+            speed,
+            looped,
+            write_config,
+            ca_key,
+        } => {
+            let recordings = recordings
+                .iter()
+                .map(|p| Recording::open(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let opts = SimOptions {
+                recordings,
+                listen,
+                tls,
+                speed,
+                looped,
+                ca_key,
+            };
+            pinfeed::sim::server::run(opts, write_config.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -1,3 +1,8 @@
 //! Venue simulation and recording formats.
 
+pub mod catalog;
+pub mod http;
 pub mod recording;
+pub mod server;
+pub mod session;
+pub mod tls;
