@@ -3,10 +3,14 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod book;
+pub mod clock;
 pub mod config;
 pub mod fanout;
+pub mod ingest;
 pub mod model;
+pub mod pipeline;
 pub mod replay;
+pub mod run;
 pub mod sim;
 #[cfg(test)]
 pub(crate) mod testutil;

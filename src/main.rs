@@ -8,7 +8,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use pinfeed::config::{Config, WaitMode};
 use pinfeed::replay::Replay;
+use pinfeed::run::{CpuOverrides, parse_core_list};
 use pinfeed::sim::recording::Recording;
 use pinfeed::sim::server::SimOptions;
 
@@ -63,6 +65,35 @@ enum Command {
         #[arg(long, value_name = "FILE", requires = "tls")]
         ca_key: Option<PathBuf>,
     },
+    /// Connect to the configured venues and serve normalized data to WebSocket clients
+    /// (tardis-machine API) until ctrl-c. Flags override the config file.
+    Run {
+        /// TOML config file; without one, the live public feeds of a default symbol set,
+        /// served on ws://127.0.0.1:9100.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Cores of the ingest threads, round-robin per connection: `0`, `0,2`, `0-3`.
+        #[arg(long, value_name = "LIST")]
+        cpu_ingest: Option<String>,
+        /// Core of the book thread.
+        #[arg(long, value_name = "N")]
+        cpu_book: Option<usize>,
+        /// Core of the fan-out thread.
+        #[arg(long, value_name = "N")]
+        cpu_fanout: Option<usize>,
+        /// Wait strategy of the hot threads: `spin` (isolated cores) or `backoff`.
+        #[arg(long, value_enum)]
+        wait: Option<WaitArg>,
+        /// Do not pin threads to cores (shared hosts, CI).
+        #[arg(long)]
+        no_pin: bool,
+    },
+}
+
+#[derive(Copy, Clone, clap::ValueEnum)]
+enum WaitArg {
+    Spin,
+    Backoff,
 }
 
 fn main() -> ExitCode {
@@ -105,6 +136,34 @@ fn try_main(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 ca_key,
             };
             pinfeed::sim::server::run(opts, write_config.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            config,
+            cpu_ingest,
+            cpu_book,
+            cpu_fanout,
+            wait,
+            no_pin,
+        } => {
+            let mut cfg = match config {
+                Some(path) => Config::load(&path)?,
+                None => Config::default(),
+            };
+            CpuOverrides {
+                ingest: cpu_ingest
+                    .map(|l| parse_core_list("--cpu-ingest", &l))
+                    .transpose()?,
+                book: cpu_book,
+                fanout: cpu_fanout,
+                wait: wait.map(|w| match w {
+                    WaitArg::Spin => WaitMode::Spin,
+                    WaitArg::Backoff => WaitMode::Backoff,
+                }),
+                no_pin,
+            }
+            .apply(&mut cfg);
+            pinfeed::run::run_until_ctrl_c(&cfg)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -52,9 +52,6 @@ mod ws;
 pub use server::{Notifier, Server, StopHandle, Tuning};
 pub use stats::{BadRequest, FanoutCounters, FanoutStats};
 
-use std::sync::OnceLock;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
 use crate::book::TickerState;
 use crate::model::{Event, Exchange, InstrumentId};
 
@@ -62,16 +59,12 @@ use crate::model::{Event, Exchange, InstrumentId};
 /// `recv_mono_ns` with it so that `withLatency`'s `recvNs` and `sentNs` compare.
 #[inline]
 pub fn mono_now_ns() -> u64 {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    // never 0: 0 means "no stamp"
-    ORIGIN.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
+    crate::clock::mono_ns()
 }
 
 /// Wall clock, unix ns.
 pub(crate) fn unix_now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
+    crate::clock::wall_ns()
 }
 
 /// What the book thread publishes to the fan-out thread, in order, over one SPSC ring.

@@ -1,0 +1,628 @@
+//! `pinfeed run`: wires the pipeline of DESIGN.md and runs it until ctrl-c.
+//!
+//! ```text
+//! ingest thread per connection ──ring──┐
+//! REST cold thread ──────────────ring──┼─> book thread ──ring──> fan-out thread ──> clients
+//!        ^ crossbeam (snapshot requests) ┘        │ crossbeam (resubscribe / reconnect)
+//!        └────────────────────────────────────────┘──────────────> ingest threads
+//! ```
+//!
+//! [`start`] interns the configured instruments, registers their books, validates core ids,
+//! binds the client listener and spawns every thread (hot ones named and pinned);
+//! [`RunHandle::stop`] stops ingest, lets the book thread drain, stops the fan-out (clients
+//! get a close frame) and returns the final books and counters. A status line goes to stderr
+//! every 10 s and at exit.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+
+use crate::book::BookEngine;
+use crate::config::{Config, WaitMode};
+use crate::fanout::{FanoutMsg, Server, StopHandle};
+use crate::ingest::rest::{RestClient, RestConnection, RestWorker};
+use crate::ingest::{ConnectOptions, Ingest, IngestItem, tls};
+use crate::model::{Exchange, InstrumentId, Instruments};
+use crate::pipeline::book_thread::{Input, Topology};
+use crate::pipeline::pin::{self, PinError, PinnedThread};
+use crate::pipeline::{BookThread, ConnStats, RunStats, WaitStrategy, Wakeup, ring};
+use crate::venue::{self, Channels, ConnectPlan};
+
+/// Why `pinfeed run` could not start. Each names the field, flag or address at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A bad flag or a config value that only makes sense at run time.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// Flag or config field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A core that does not exist, or pinning failed.
+    #[error(transparent)]
+    Pin(#[from] PinError),
+    /// The CA file of a venue could not be used.
+    #[error("{field}: {source}")]
+    Tls {
+        /// `venue[i].ca_file`.
+        field: String,
+        /// The cause.
+        source: tls::TlsError,
+    },
+    /// The client listener could not be bound.
+    #[error("server.listen {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Sizes and hooks of a run. [`RunOptions::default`] is what `pinfeed run` uses.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Slots of each ingest ring (events). Default 32,768.
+    pub ingest_ring_slots: usize,
+    /// Slots of the REST ring (events). Default 16,384.
+    pub rest_ring_slots: usize,
+    /// Slots of the fan-out ring (messages). Default 32,768.
+    pub fanout_ring_slots: usize,
+    /// Status line period; `None`: no periodic line. Default 10 s.
+    pub status_interval: Option<Duration>,
+    /// Connection timeouts.
+    pub connect: ConnectOptions,
+    /// Test hook: do not start the fan-out server; hand its ring's consumer to the caller
+    /// ([`RunHandle::fanout`]).
+    pub external_fanout: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            ingest_ring_slots: 1 << 15,
+            rest_ring_slots: 1 << 14,
+            fanout_ring_slots: 1 << 15,
+            status_interval: Some(Duration::from_secs(10)),
+            connect: ConnectOptions::default(),
+            external_fanout: false,
+        }
+    }
+}
+
+/// Command-line overrides of the `[cpu]` section.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CpuOverrides {
+    /// `--cpu-ingest LIST`.
+    pub ingest: Option<Vec<usize>>,
+    /// `--cpu-book N`.
+    pub book: Option<usize>,
+    /// `--cpu-fanout N`.
+    pub fanout: Option<usize>,
+    /// `--wait spin|backoff`.
+    pub wait: Option<WaitMode>,
+    /// `--no-pin`.
+    pub no_pin: bool,
+}
+
+impl CpuOverrides {
+    /// Applies the flags over the config file's `[cpu]`.
+    pub fn apply(&self, config: &mut Config) {
+        if let Some(list) = &self.ingest {
+            config.cpu.ingest = list.clone();
+        }
+        if let Some(n) = self.book {
+            config.cpu.book = n;
+        }
+        if let Some(n) = self.fanout {
+            config.cpu.fanout = n;
+        }
+        if let Some(w) = self.wait {
+            config.cpu.wait = w;
+        }
+        if self.no_pin {
+            config.cpu.pin = false;
+        }
+    }
+}
+
+/// Parses a core list: `0`, `0,2,3`, `0-3`, `0-1,4`.
+///
+/// # Errors
+/// [`RunError::Invalid`] naming `flag`.
+pub fn parse_core_list(flag: &str, text: &str) -> Result<Vec<usize>, RunError> {
+    let bad = || RunError::Invalid {
+        field: flag.to_string(),
+        message: format!("`{text}` is not a core list (e.g. `0`, `0,2`, `0-3`)"),
+    };
+    let mut cores = Vec::new();
+    for part in text.split(',') {
+        let part = part.trim();
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let a: usize = a.trim().parse().map_err(|_| bad())?;
+                let b: usize = b.trim().parse().map_err(|_| bad())?;
+                if a > b || b - a > 4096 {
+                    return Err(bad());
+                }
+                cores.extend(a..=b);
+            }
+            None => cores.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    if cores.is_empty() {
+        return Err(bad());
+    }
+    Ok(cores)
+}
+
+/// Instruments, books and plans derived from a config.
+pub struct Layout {
+    /// Every subscribed instrument.
+    pub instruments: Instruments,
+    /// Every instrument registered, books with their venue's sync rule.
+    pub engine: BookEngine,
+    /// Which connection carries what.
+    pub topology: Topology,
+    /// One connect plan per connection.
+    pub plans: Vec<ConnectPlan>,
+}
+
+/// Interns the config's instruments, registers their books and builds the connect plans.
+///
+/// # Errors
+/// [`RunError::Invalid`] when one instrument is configured on two connections (its book
+/// would have two writers).
+pub fn layout(config: &Config) -> Result<Layout, RunError> {
+    let mut instruments = Instruments::new();
+    let mut engine = BookEngine::new();
+    let mut owner: Vec<usize> = Vec::new();
+    let mut conn_books = Vec::new();
+    let mut conn_exchanges = Vec::new();
+    let mut plans = Vec::new();
+    for (c, conn) in config.connections.iter().enumerate() {
+        let mut books = Vec::new();
+        let mut exchanges: Vec<Exchange> = Vec::new();
+        for sub in &conn.subscriptions {
+            let known = instruments.get(sub.exchange, &sub.symbol).is_some();
+            let id = instruments.intern(sub.exchange, &sub.symbol);
+            if known {
+                if owner[id.index()] != c {
+                    return Err(RunError::Invalid {
+                        field: format!("venue[{c}].symbols"),
+                        message: format!(
+                            "{} {} is already configured on venue[{}]",
+                            sub.exchange.id(),
+                            sub.symbol,
+                            owner[id.index()]
+                        ),
+                    });
+                }
+            } else {
+                owner.push(c);
+                engine.register(
+                    id,
+                    venue::sync_rule(sub.exchange),
+                    venue::checksum_fn(sub.exchange),
+                    venue::needs_rest_snapshot(sub.exchange),
+                );
+            }
+            if sub.channels.contains(Channels::BOOK) && !books.contains(&id) {
+                books.push(id);
+            }
+            if !exchanges.contains(&sub.exchange) {
+                exchanges.push(sub.exchange);
+            }
+        }
+        plans.push(venue::connect_plan(
+            conn.feed,
+            &conn.ws_url,
+            &conn.rest_url,
+            &conn.subscriptions,
+        ));
+        conn_books.push(books);
+        conn_exchanges.push(exchanges);
+    }
+    let n = instruments.len();
+    let mut rest_book = vec![false; n];
+    for (id, exchange, _) in instruments.iter() {
+        rest_book[id.index()] = venue::needs_rest_snapshot(exchange);
+    }
+    let topology = Topology {
+        conn_of: owner.into_iter().map(Some).collect(),
+        rest_book,
+        conn_exchanges,
+        conn_books,
+    };
+    Ok(Layout {
+        instruments,
+        engine,
+        topology,
+        plans,
+    })
+}
+
+/// A running pipeline.
+pub struct RunHandle {
+    /// Every counter.
+    pub stats: Arc<RunStats>,
+    /// Every subscribed instrument.
+    pub instruments: Arc<Instruments>,
+    /// The client listener's address (`None` with [`RunOptions::external_fanout`]).
+    pub local_addr: Option<SocketAddr>,
+    /// With [`RunOptions::external_fanout`]: the consumer of the book thread's output.
+    pub fanout: Option<rtrb::Consumer<FanoutMsg>>,
+    stop_ingest: Arc<AtomicBool>,
+    stop_rest: Arc<AtomicBool>,
+    stop_status: Arc<AtomicBool>,
+    ingest: Vec<PinnedThread<()>>,
+    rest: Option<JoinHandle<()>>,
+    book: PinnedThread<BookEngine>,
+    fanout_thread: Option<PinnedThread<()>>,
+    fanout_stop: Option<StopHandle>,
+    status: Option<JoinHandle<()>>,
+}
+
+/// What a stopped run leaves.
+pub struct RunReport {
+    /// The final books and their counters.
+    pub engine: BookEngine,
+    /// Every counter.
+    pub stats: Arc<RunStats>,
+    /// Every subscribed instrument.
+    pub instruments: Arc<Instruments>,
+}
+
+/// Starts the pipeline for `config`.
+///
+/// # Errors
+/// A [`RunError`] naming the core, CA file, listen address or config field at fault.
+pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError> {
+    let cpu = &config.cpu;
+    if cpu.pin {
+        let available = pin::available_cores()?;
+        pin::validate_config(cpu, &available)?;
+    }
+    let core = |c: usize| cpu.pin.then_some(c);
+    let Layout {
+        instruments,
+        engine,
+        topology,
+        plans,
+    } = layout(config)?;
+    let instruments = Arc::new(instruments);
+
+    // trust roots per connection, checked before anything starts
+    let mut tls_configs = Vec::new();
+    let mut rest_connections = Vec::new();
+    for (i, conn) in config.connections.iter().enumerate() {
+        let tls_err = |source| RunError::Tls {
+            field: format!("venue[{i}].ca_file"),
+            source,
+        };
+        let roots = tls::trust_roots(conn.ca_file.as_deref()).map_err(tls_err)?;
+        tls_configs.push(tls::client_config(&roots).map_err(tls_err)?);
+        rest_connections.push(RestConnection {
+            feed: conn.feed,
+            plan: plans[i].clone(),
+            client: RestClient::new(&roots, Duration::from_secs(10)),
+        });
+    }
+
+    let mut stats = RunStats::default();
+    let (fanout_tx, fanout_rx, fanout_q) = ring::<FanoutMsg>("fanout", options.fanout_ring_slots);
+    let mut ingest_rings = Vec::new();
+    let mut inputs = Vec::new();
+    for (c, conn) in config.connections.iter().enumerate() {
+        let (tx, rx, q) = ring::<IngestItem>(
+            format!("ingest-{c}-{}", conn.feed.name()),
+            options.ingest_ring_slots,
+        );
+        stats.queues.push(q);
+        ingest_rings.push(tx);
+        inputs.push(Input::new(rx, Some(c)));
+        stats
+            .connections
+            .push(Arc::new(CachePadded::new(ConnStats::new(c, conn.feed))));
+    }
+    let (rest_tx, rest_rx, rest_q) = ring::<IngestItem>("rest", options.rest_ring_slots);
+    stats.queues.push(rest_q);
+    stats.queues.push(fanout_q);
+    inputs.push(Input::new(rest_rx, None));
+    let stats = Arc::new(stats);
+
+    // the fan-out server binds first: a taken port fails before any connection opens
+    let (server, fanout_consumer) = if options.external_fanout {
+        (None, Some(fanout_rx))
+    } else {
+        let server =
+            Server::bind(&config.server, instruments.clone()).map_err(|source| RunError::Bind {
+                addr: config.server.listen,
+                source,
+            })?;
+        (Some((server, fanout_rx)), None)
+    };
+    let local_addr = server.as_ref().map(|(s, _)| s.local_addr());
+    let fanout_waker = server.as_ref().map(|(s, _)| s.waker());
+    let fanout_stop = server.as_ref().map(|(s, _)| s.stop_handle());
+
+    let (rest_req_tx, rest_req_rx) = crossbeam_channel::bounded(4096);
+    let mut control_txs = Vec::new();
+    let mut control_rxs = Vec::new();
+    for _ in &config.connections {
+        let (tx, rx) = crossbeam_channel::bounded(256);
+        control_txs.push(tx);
+        control_rxs.push(rx);
+    }
+    let wakeup = Arc::new(Wakeup::new());
+    let book_thread = BookThread::new(
+        engine,
+        inputs,
+        fanout_tx,
+        fanout_waker,
+        WaitStrategy::from(cpu.wait),
+        wakeup.clone(),
+        topology,
+        rest_req_tx,
+        control_txs,
+        stats.book.clone(),
+    );
+    let book = pin::spawn("book", core(cpu.book), move || book_thread.run())?;
+    let fanout_thread = match server {
+        Some((server, consumer)) => Some(pin::spawn("fanout", core(cpu.fanout), move || {
+            // the loop returns only on stop or on a poll failure, which ends serving
+            if let Err(e) = server.run(consumer) {
+                eprintln!("pinfeed: fan-out thread failed: {e}");
+            }
+        })?),
+        None => None,
+    };
+
+    let stop_rest = Arc::new(AtomicBool::new(false));
+    let worker = RestWorker {
+        connections: rest_connections,
+        instruments: instruments.clone(),
+        ring: rest_tx,
+        wakeup: wakeup.clone(),
+        stats: stats.rest.clone(),
+        requests: rest_req_rx,
+        stop: stop_rest.clone(),
+    };
+    let rest = std::thread::Builder::new()
+        .name("rest".into())
+        .spawn(move || worker.run())
+        .map_err(|source| PinError::Spawn {
+            thread: "rest".into(),
+            source,
+        })?;
+
+    let stop_ingest = Arc::new(AtomicBool::new(false));
+    let mut ingest = Vec::new();
+    let rings = ingest_rings.into_iter().zip(control_rxs);
+    for (c, (ring, control)) in rings.enumerate() {
+        let conn = config.connections[c].clone();
+        let name = format!("ingest-{c}-{}", conn.feed.name());
+        let thread = Ingest {
+            index: c,
+            conn,
+            plan: plans[c].clone(),
+            instruments: instruments.clone(),
+            tls: tls_configs[c].clone(),
+            options: options.connect,
+            ring,
+            wakeup: wakeup.clone(),
+            stats: stats.connections[c].clone(),
+            control,
+            stop: stop_ingest.clone(),
+        };
+        let cores = &cpu.ingest;
+        let pinned = core(cores[c % cores.len()]);
+        match pin::spawn(&name, pinned, move || thread.run()) {
+            Ok(t) => ingest.push(t),
+            Err(e) => {
+                stop_ingest.store(true, Ordering::SeqCst);
+                return Err(e.into());
+            }
+        }
+    }
+
+    let stop_status = Arc::new(AtomicBool::new(false));
+    let status = options.status_interval.map(|every| {
+        let (stats, stop) = (stats.clone(), stop_status.clone());
+        std::thread::Builder::new()
+            .name("status".into())
+            .spawn(move || {
+                let mut next = Instant::now() + every;
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    if Instant::now() >= next {
+                        eprintln!("{}", stats.status_line());
+                        next += every;
+                    }
+                }
+            })
+            .expect("spawn status thread")
+    });
+
+    Ok(RunHandle {
+        stats,
+        instruments,
+        local_addr,
+        fanout: fanout_consumer,
+        stop_ingest,
+        stop_rest,
+        stop_status,
+        ingest,
+        rest: Some(rest),
+        book,
+        fanout_thread,
+        fanout_stop,
+        status,
+    })
+}
+
+impl RunHandle {
+    /// Stops the run: ingest first (each connection closes), then the REST thread; the book
+    /// thread drains its rings and ends; then the fan-out closes its clients. Prints the
+    /// final status line and returns the final books.
+    pub fn stop(mut self) -> RunReport {
+        self.stop_ingest.store(true, Ordering::SeqCst);
+        self.stop_rest.store(true, Ordering::SeqCst);
+        for t in self.ingest.drain(..) {
+            let _ = t.join();
+        }
+        if let Some(t) = self.rest.take() {
+            let _ = t.join();
+        }
+        let engine = self.book.join().unwrap_or_default();
+        if let Some(stop) = self.fanout_stop.take() {
+            stop.stop();
+        }
+        if let Some(t) = self.fanout_thread.take() {
+            let _ = t.join();
+        }
+        self.stop_status.store(true, Ordering::SeqCst);
+        if let Some(t) = self.status.take() {
+            let _ = t.join();
+        }
+        eprintln!("{}", self.stats.status_line());
+        RunReport {
+            engine,
+            stats: self.stats,
+            instruments: self.instruments,
+        }
+    }
+
+    /// Instrument id of `(exchange, symbol)`.
+    pub fn instrument(&self, exchange: Exchange, symbol: &str) -> Option<InstrumentId> {
+        self.instruments.get(exchange, symbol)
+    }
+}
+
+/// `pinfeed run`: starts the pipeline and runs until ctrl-c (a second ctrl-c exits at once).
+///
+/// # Errors
+/// A [`RunError`] when the pipeline cannot start.
+pub fn run_until_ctrl_c(config: &Config) -> Result<(), RunError> {
+    let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+    let seen = Arc::new(AtomicBool::new(false));
+    ctrlc::set_handler(move || {
+        if seen.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        let _ = tx.try_send(());
+    })
+    .map_err(|e| RunError::Invalid {
+        field: "signal handler".into(),
+        message: e.to_string(),
+    })?;
+    let handle = start(config, RunOptions::default())?;
+    if let Some(addr) = handle.local_addr {
+        eprintln!(
+            "pinfeed: serving ws://{addr}/ws-stream-normalized ({} connections, {} instruments); ctrl-c to stop",
+            config.connections.len(),
+            handle.instruments.len()
+        );
+    }
+    let _ = rx.recv();
+    eprintln!("pinfeed: stopping");
+    handle.stop();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_lists() {
+        assert_eq!(parse_core_list("--cpu-ingest", "0").unwrap(), [0]);
+        assert_eq!(
+            parse_core_list("--cpu-ingest", "0,2, 3").unwrap(),
+            [0, 2, 3]
+        );
+        assert_eq!(
+            parse_core_list("--cpu-ingest", "0-2,5").unwrap(),
+            [0, 1, 2, 5]
+        );
+        for bad in ["", "a", "1,,2", "3-1", "-1", "0-99999"] {
+            let e = parse_core_list("--cpu-ingest", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("--cpu-ingest:"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let mut c = Config::default();
+        CpuOverrides {
+            ingest: Some(vec![1]),
+            book: Some(0),
+            fanout: Some(0),
+            wait: Some(WaitMode::Spin),
+            no_pin: true,
+        }
+        .apply(&mut c);
+        assert_eq!(c.cpu.ingest, [1]);
+        assert_eq!((c.cpu.book, c.cpu.fanout), (0, 0));
+        assert_eq!(c.cpu.wait, WaitMode::Spin);
+        assert!(!c.cpu.pin);
+    }
+
+    #[test]
+    fn layout_of_the_default_config() {
+        let c = Config::default();
+        let l = layout(&c).unwrap();
+        assert_eq!(l.plans.len(), c.connections.len());
+        let okx = c
+            .connections
+            .iter()
+            .position(|c| c.feed == venue::Feed::Okx)
+            .unwrap();
+        assert_eq!(
+            l.topology.conn_exchanges[okx],
+            [Exchange::OkexSwap, Exchange::Okex]
+        );
+        let id = l
+            .instruments
+            .get(Exchange::BinanceFutures, "BTCUSDT")
+            .unwrap();
+        assert!(l.topology.rest_book[id.index()]);
+        let id = l
+            .instruments
+            .get(Exchange::Deribit, "BTC-PERPETUAL")
+            .unwrap();
+        assert!(!l.topology.rest_book[id.index()]);
+        assert_eq!(l.engine.registered().count(), l.instruments.len());
+    }
+
+    #[test]
+    fn one_instrument_on_two_connections_is_an_error() {
+        let text = r#"
+            [[venue]]
+            feed = "bybit-linear"
+            symbols = ["BTCUSDT"]
+            [[venue]]
+            feed = "bybit-linear"
+            symbols = ["BTCUSDT"]
+        "#;
+        let c = Config::parse(text).unwrap();
+        let e = layout(&c).err().unwrap().to_string();
+        assert!(e.contains("venue[1].symbols"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_core_stops_the_start() {
+        let mut c = Config::default();
+        c.cpu.book = 9999;
+        c.cpu.pin = true;
+        let e = start(&c, RunOptions::default()).err().unwrap().to_string();
+        assert!(e.contains("cpu.book") && e.contains("9999"), "{e}");
+    }
+}
