@@ -9,5 +9,9 @@ if [ ! -d "$data/recordings" ]; then
     echo "scripts/test.sh: no recordings under $data (set PINFEED_DATA)" >&2
     exit 2
 fi
+# the end-to-end test's second client is the Python `websockets` library
+if ! python3 -c "import websockets" 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore websockets
+fi
 cargo test --all-targets
 cargo test --doc

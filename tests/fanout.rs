@@ -2,6 +2,8 @@
 //! `FanoutMsg`s through an rtrb ring, tungstenite clients, and the outcome PROTOCOL.md defines
 //! for every request, good or bad. Every wait is bounded.
 
+mod util;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+use util::{Ws, connect, connect_url, encode_component, next};
 
 use pinfeed::book::TickerState;
 use pinfeed::config::ServerConfig;
@@ -20,10 +23,8 @@ use pinfeed::model::{
     Instruments, Level, Liquidation, Sequence, ShortId, Side, Stamps, Trade,
 };
 use serde_json::{Value, json};
+use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::{Message, WebSocket};
-
-type Ws = WebSocket<TcpStream>;
 
 /// Counts heap allocations made on threads that opted in (the fan-out thread).
 struct CountingAlloc;
@@ -250,50 +251,6 @@ impl Drop for Harness {
         self.stop.stop();
         if let Some(t) = self.thread.take() {
             t.join().unwrap().unwrap();
-        }
-    }
-}
-
-fn encode_component(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn connect_url(addr: SocketAddr, path_and_query: &str) -> Ws {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let url = format!("ws://{addr}{path_and_query}");
-    let (ws, response) = tungstenite::client(url, stream).expect("handshake");
-    assert_eq!(response.status(), 101);
-    ws
-}
-
-fn connect(addr: SocketAddr, options: &Value) -> Ws {
-    connect_url(
-        addr,
-        &format!(
-            "/ws-stream-normalized?options={}",
-            encode_component(&options.to_string())
-        ),
-    )
-}
-
-/// The next text message as JSON (answering pings as tungstenite does).
-fn next(ws: &mut Ws) -> Value {
-    loop {
-        match ws.read().expect("read") {
-            Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
-            Message::Close(c) => panic!("closed: {c:?}"),
-            _ => {}
         }
     }
 }
