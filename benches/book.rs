@@ -16,7 +16,7 @@ use rust_decimal::Decimal as RustDecimal;
 use pinfeed::book::{Book, Disposition};
 use pinfeed::model::{BookSide, Decimal, Event};
 use pinfeed::replay::Replay;
-use pinfeed::sim::recording::{Recording, data_dir};
+use pinfeed::sim::recording::Recording;
 
 #[derive(Clone, Copy)]
 enum Op {
@@ -26,13 +26,7 @@ enum Op {
 }
 
 fn ops() -> (usize, Vec<Op>) {
-    let dir = data_dir().join("recordings");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".jsonl.zst"))
-        .collect();
-    paths.sort();
+    let paths = pinfeed::sim::recording::bundled_recordings().unwrap();
     let recs: Vec<_> = paths.iter().map(|p| Recording::open(p).unwrap()).collect();
     let mut replay = Replay::prepare(&recs).unwrap();
     let n = replay.instruments.len();

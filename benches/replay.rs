@@ -12,16 +12,10 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput};
 
 use pinfeed::replay::Replay;
-use pinfeed::sim::recording::{Recording, data_dir};
+use pinfeed::sim::recording::Recording;
 
 fn main() {
-    let dir = data_dir().join("recordings");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".jsonl.zst"))
-        .collect();
-    paths.sort();
+    let paths = pinfeed::sim::recording::bundled_recordings().unwrap();
     let recs: Vec<_> = paths.iter().map(|p| Recording::open(p).unwrap()).collect();
     let mut replay = Replay::prepare(&recs).unwrap();
     let (_, frames) = common::frames();

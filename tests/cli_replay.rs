@@ -3,8 +3,6 @@
 
 use std::process::Command;
 
-use pinfeed::sim::recording::data_dir;
-
 fn pinfeed() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pinfeed"))
 }
@@ -15,12 +13,7 @@ fn replays_all_recordings_and_writes_books_and_events() {
     std::fs::create_dir_all(&dir).unwrap();
     let books = dir.join("books.json");
     let events = dir.join("events.jsonl");
-    let mut recordings: Vec<_> = std::fs::read_dir(data_dir().join("recordings"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".jsonl.zst"))
-        .collect();
-    recordings.sort();
+    let recordings = pinfeed::sim::recording::bundled_recordings().unwrap();
     let out = pinfeed()
         .arg("replay")
         .args(&recordings)

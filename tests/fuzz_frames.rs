@@ -6,20 +6,14 @@ use proptest::prelude::*;
 
 use pinfeed::model::{Event, Stamps};
 use pinfeed::replay::Replay;
-use pinfeed::sim::recording::{Record, Recording, data_dir};
+use pinfeed::sim::recording::{Record, Recording};
 use pinfeed::venue::{Feed, VenueParser, feed_from_url};
 
 /// The replay (instruments, engine) and the frames to mutate.
 type Corpus = (Replay, Vec<(Feed, Vec<u8>)>);
 
 fn corpus() -> Corpus {
-    let dir = data_dir().join("recordings");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".jsonl.zst"))
-        .collect();
-    paths.sort();
+    let paths = pinfeed::sim::recording::bundled_recordings().unwrap();
     let recs: Vec<_> = paths.iter().map(|p| Recording::open(p).unwrap()).collect();
     let mut frames = Vec::new();
     for rec in &recs {

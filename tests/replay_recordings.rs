@@ -235,13 +235,7 @@ fn bybit_replays_without_gaps_and_merges_tickers() {
 
 #[test]
 fn all_recordings_together_give_books_and_events() {
-    let dir = data_dir().join("recordings");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".jsonl.zst"))
-        .collect();
-    paths.sort();
+    let paths = pinfeed::sim::recording::bundled_recordings().unwrap();
     let recs: Vec<_> = paths.iter().map(|p| Recording::open(p).unwrap()).collect();
     let mut replay = Replay::prepare(&recs).unwrap();
     let mut out = Vec::new();

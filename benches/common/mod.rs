@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use pinfeed::model::Instruments;
-use pinfeed::sim::recording::{Record, Recording, data_dir};
+use pinfeed::sim::recording::{Record, Recording};
 use pinfeed::venue::{Feed, feed_from_url};
 
 /// A recorded frame: its feed, the REST URL for a REST body, the bytes.
@@ -14,13 +14,7 @@ pub type Frame = (Feed, Option<String>, Vec<u8>);
 /// Every received frame of every recording, with its feed, in recorded order, plus REST
 /// bodies as `(feed, Some(url), body)`.
 pub fn frames() -> (Instruments, Vec<Frame>) {
-    let dir = data_dir().join("recordings");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".jsonl.zst"))
-        .collect();
-    paths.sort();
+    let paths = pinfeed::sim::recording::bundled_recordings().unwrap();
     let recs: Vec<Recording> = paths.iter().map(|p| Recording::open(p).unwrap()).collect();
     let instruments = pinfeed::replay::Replay::prepare(&recs).unwrap().instruments;
     let mut out = Vec::new();

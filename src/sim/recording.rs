@@ -277,6 +277,22 @@ impl Recording {
     }
 }
 
+/// Every recording (`*.jsonl.zst`) in the data directory's `recordings/`, sorted by name.
+///
+/// # Errors
+/// The directory cannot be read.
+pub fn bundled_recordings() -> std::io::Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(data_dir().join("recordings"))? {
+        let path = entry?.path();
+        if path.to_string_lossy().ends_with(".jsonl.zst") {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
 /// The data directory: `$PINFEED_DATA`, else `../shared/data` beside the crate.
 pub fn data_dir() -> PathBuf {
     match std::env::var_os("PINFEED_DATA") {

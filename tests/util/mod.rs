@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tungstenite::{Message, WebSocket};
 
-use pinfeed::sim::recording::{Recording, data_dir};
+use pinfeed::sim::recording::Recording;
 
 /// A blocking client connection.
 pub type Ws = WebSocket<TcpStream>;
@@ -64,13 +64,7 @@ pub fn next(ws: &mut Ws) -> Value {
 
 /// Every bundled recording, sorted by file name.
 pub fn recording_paths() -> Vec<PathBuf> {
-    let mut paths: Vec<_> = std::fs::read_dir(data_dir().join("recordings"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".jsonl.zst"))
-        .collect();
-    paths.sort();
-    paths
+    pinfeed::sim::recording::bundled_recordings().unwrap()
 }
 
 /// Every bundled recording, read.
