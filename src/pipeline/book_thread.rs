@@ -724,6 +724,20 @@ mod tests {
             self.wakeup.notify();
         }
 
+        /// Waits (at most 5 s) until the book thread has taken everything sent on the ingest
+        /// ring, so that what is pushed next on another ring is seen after it.
+        fn wait_ingest_drained(&self) {
+            let until = std::time::Instant::now() + Duration::from_secs(5);
+            while self.ingest.slots() < 1024 && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(
+                self.ingest.slots(),
+                1024,
+                "book thread did not drain the ingest ring"
+            );
+        }
+
         fn finish(self) -> (BookEngine, Vec<FanoutMsg>, Rig2) {
             let Rig {
                 ingest,
@@ -870,6 +884,8 @@ mod tests {
         // a delta arrives before the snapshot: buffered, then applied with it, and the
         // published snapshot is the merged book
         r.send(&book_message(A, false, 11, 2));
+        // the two rings are independent: make sure the delta was taken first
+        r.wait_ingest_drained();
         for it in book_message(A, true, 10, 4) {
             r.rest_ring.push(it).unwrap();
         }
