@@ -26,18 +26,27 @@ use serde_json::{Value, json};
 use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
 
-/// Counts heap allocations made on threads that opted in (the fan-out thread).
+/// Counts heap allocations made on the fan-out thread of the one harness being watched (tests
+/// run in parallel, each with its own fan-out thread: only the watched one counts).
 struct CountingAlloc;
 
 thread_local! {
-    static COUNTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The listen port of the harness whose fan-out thread this is; 0 on other threads.
+    static COUNTED: std::cell::Cell<u16> = const { std::cell::Cell::new(0) };
 }
 static FANOUT_ALLOCS: AtomicU64 = AtomicU64::new(0);
+/// Listen port of the harness whose fan-out thread is counted; 0: none.
+static WATCHED_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+
+fn counted_thread() -> bool {
+    let port = COUNTED.try_with(|c| c.get()).unwrap_or(0);
+    port != 0 && port == WATCHED_PORT.load(Ordering::Relaxed)
+}
 
 // SAFETY: forwards to the system allocator unchanged; the counter has no effect on memory.
 unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        if COUNTED.try_with(|c| c.get()).unwrap_or(false) {
+        if counted_thread() {
             FANOUT_ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: same contract as ours.
@@ -48,7 +57,7 @@ unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
         unsafe { std::alloc::System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        if COUNTED.try_with(|c| c.get()).unwrap_or(false) {
+        if counted_thread() {
             FANOUT_ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: same contract as ours.
@@ -188,7 +197,7 @@ impl Harness {
         let thread = thread::Builder::new()
             .name("fanout".into())
             .spawn(move || {
-                COUNTED.with(|c| c.set(true));
+                COUNTED.with(|c| c.set(addr.port()));
                 server.run(consumer)
             })
             .unwrap();
@@ -1100,6 +1109,7 @@ fn a_stalled_handshake_is_dropped() {
 #[test]
 fn the_hot_path_does_not_allocate_once_warm() {
     let mut h = Harness::new();
+    WATCHED_PORT.store(h.addr.port(), Ordering::Relaxed);
     h.push(book(
         ETH,
         true,
