@@ -962,5 +962,5 @@ fn wire_stream(feed: Feed, stream: &str) -> Option<(&str, Channels)> {
 }
 
 #[cfg(test)]
-#[path = "binance_tests.rs"]
+#[path = "binance_tests/mod.rs"]
 mod tests;
