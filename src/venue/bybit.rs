@@ -719,5 +719,5 @@ fn liquidation(
 }
 
 #[cfg(test)]
-#[path = "bybit_tests.rs"]
+#[path = "bybit_tests/mod.rs"]
 mod tests;
