@@ -696,5 +696,5 @@ fn parse_quote<S: Sink>(
 }
 
 #[cfg(test)]
-#[path = "deribit_tests.rs"]
+#[path = "deribit_tests/mod.rs"]
 mod tests;
