@@ -649,6 +649,106 @@ pub struct DerivativeTicker {
     pub stamps: Stamps,
 }
 
+/// A [`DerivativeTicker`] packed for the rings: the present fields' mantissas and scales in
+/// arrays with a presence mask, 128 bytes instead of 288, so every ring slot (sized by the
+/// largest [`Event`]) halves. Venue parsers build a `DerivativeTicker` and pack it; the book
+/// thread unpacks it to merge. Absent fields are stored as zeros, so `==` compares values as
+/// written (like `DerivativeTicker`'s).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub struct PackedTicker {
+    /// The instrument.
+    pub instrument: InstrumentId,
+    /// Bit `i` set: decimal field `i` (order of [`PackedTicker::unpack`]) is present; bit 10:
+    /// the funding time is.
+    present: u16,
+    decimals: [u8; 10],
+    mantissas: [i64; 10],
+    funding_ts_ns: i64,
+    /// Time stamps.
+    pub stamps: Stamps,
+}
+
+/// Bit of the funding time in [`PackedTicker`]'s presence mask.
+const FUNDING_TS_BIT: u16 = 1 << 10;
+
+impl PackedTicker {
+    /// Packs `t`; lossless ([`PackedTicker::unpack`] gives `t` back).
+    pub fn pack(t: &DerivativeTicker) -> PackedTicker {
+        let mut p = PackedTicker {
+            instrument: t.instrument,
+            stamps: t.stamps,
+            ..PackedTicker::default()
+        };
+        for (i, v) in t.decimal_fields().into_iter().enumerate() {
+            if let Some(d) = v {
+                p.present |= 1 << i;
+                p.mantissas[i] = d.mantissa;
+                p.decimals[i] = d.decimals;
+            }
+        }
+        if let Some(ts) = t.funding_ts_ns {
+            p.present |= FUNDING_TS_BIT;
+            p.funding_ts_ns = ts;
+        }
+        p
+    }
+
+    /// The ticker with its optional fields.
+    pub fn unpack(&self) -> DerivativeTicker {
+        let f = |i: usize| {
+            (self.present & (1 << i) != 0).then_some(Decimal {
+                mantissa: self.mantissas[i],
+                decimals: self.decimals[i],
+            })
+        };
+        DerivativeTicker {
+            instrument: self.instrument,
+            last_price: f(0),
+            open_interest: f(1),
+            funding_rate: f(2),
+            funding_ts_ns: (self.present & FUNDING_TS_BIT != 0).then_some(self.funding_ts_ns),
+            predicted_funding_rate: f(3),
+            index_price: f(4),
+            mark_price: f(5),
+            best_bid_price: f(6),
+            best_bid_qty: f(7),
+            best_ask_price: f(8),
+            best_ask_qty: f(9),
+            stamps: self.stamps,
+        }
+    }
+}
+
+impl DerivativeTicker {
+    /// The decimal fields in [`PackedTicker`]'s order.
+    fn decimal_fields(&self) -> [Option<Decimal>; 10] {
+        [
+            self.last_price,
+            self.open_interest,
+            self.funding_rate,
+            self.predicted_funding_rate,
+            self.index_price,
+            self.mark_price,
+            self.best_bid_price,
+            self.best_bid_qty,
+            self.best_ask_price,
+            self.best_ask_qty,
+        ]
+    }
+}
+
+impl From<DerivativeTicker> for PackedTicker {
+    fn from(t: DerivativeTicker) -> PackedTicker {
+        PackedTicker::pack(&t)
+    }
+}
+
+impl From<PackedTicker> for DerivativeTicker {
+    fn from(p: PackedTicker) -> DerivativeTicker {
+        p.unpack()
+    }
+}
+
 /// A liquidation order.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Liquidation {
@@ -679,13 +779,18 @@ pub enum Event {
     BookEnd(BookEnd),
     /// The venue's best bid/offer feed.
     BookTicker(BookTicker),
-    /// Open interest, funding, mark and index prices.
-    DerivativeTicker(DerivativeTicker),
+    /// Open interest, funding, mark and index prices (packed: unpack to read the fields).
+    DerivativeTicker(PackedTicker),
     /// A liquidation.
     Liquidation(Liquidation),
 }
 
 impl Event {
+    /// A `DerivativeTicker` event: packs `t`.
+    pub fn ticker(t: DerivativeTicker) -> Event {
+        Event::DerivativeTicker(PackedTicker::pack(&t))
+    }
+
     /// The instrument the event is about.
     pub fn instrument(&self) -> InstrumentId {
         match self {
@@ -792,105 +897,5 @@ pub fn ms_to_ns(ms: i64) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn d(s: &str) -> Decimal {
-        Decimal::parse(s.as_bytes()).unwrap()
-    }
-
-    #[test]
-    fn parses_exact_decimals() {
-        assert_eq!(d("0.35210000"), Decimal::new(35210000, 8));
-        assert_eq!(d("65114.20"), Decimal::new(6511420, 2));
-        assert_eq!(d("-0.0001"), Decimal::new(-1, 4));
-        assert_eq!(d("415"), Decimal::new(415, 0));
-        assert_eq!(d("4e-7"), Decimal::new(4, 7));
-        assert_eq!(d("1.5E+3"), Decimal::new(1500, 0));
-        assert_eq!(d("000123.4"), Decimal::new(1234, 1));
-    }
-
-    #[test]
-    fn rejects_bad_text() {
-        assert_eq!(Decimal::parse(b""), Err(DecimalError::Empty));
-        assert_eq!(Decimal::parse(b"-"), Err(DecimalError::Invalid));
-        assert_eq!(Decimal::parse(b"1.2.3"), Err(DecimalError::Invalid));
-        assert_eq!(Decimal::parse(b"12a"), Err(DecimalError::Invalid));
-        assert_eq!(Decimal::parse(b"1e"), Err(DecimalError::Invalid));
-        assert_eq!(
-            Decimal::parse(b"1234567890123456789"),
-            Err(DecimalError::Overflow)
-        );
-        assert_eq!(
-            Decimal::parse(b"0.0000000000000000001"),
-            Err(DecimalError::Overflow)
-        );
-        assert_eq!(Decimal::parse(b"1e40"), Err(DecimalError::Overflow));
-    }
-
-    #[test]
-    fn writes_exact_and_trimmed() {
-        for s in [
-            "0.35210000",
-            "65114.20",
-            "-0.0001",
-            "415",
-            "0.0015",
-            "4714.0",
-        ] {
-            let mut v = Vec::new();
-            d(s).write_exact(&mut v);
-            assert_eq!(std::str::from_utf8(&v).unwrap(), s);
-        }
-        let mut v = Vec::new();
-        d("0.35210000").write_trimmed(&mut v);
-        assert_eq!(v, b"0.3521");
-        v.clear();
-        d("7.00").write_trimmed(&mut v);
-        assert_eq!(v, b"7");
-    }
-
-    #[test]
-    fn from_f64_gives_shortest_text() {
-        assert_eq!(Decimal::from_f64(0.0015).unwrap(), Decimal::new(15, 4));
-        assert_eq!(Decimal::from_f64(4714.0).unwrap(), Decimal::new(47140, 1));
-        assert_eq!(Decimal::from_f64(f64::NAN), Err(DecimalError::Invalid));
-    }
-
-    #[test]
-    fn scales_exactly() {
-        assert_eq!(d("1.50").to_scaled(4), Ok(15000));
-        assert_eq!(d("1.50").to_scaled(1), Ok(15));
-        assert_eq!(d("1.55").to_scaled(1), Err(2));
-        assert_eq!(d("9000000000").to_scaled(10), Err(u8::MAX));
-        assert_eq!(d("1.5").cmp_value(d("1.50")), std::cmp::Ordering::Equal);
-    }
-
-    proptest::proptest! {
-        /// The fast path agrees with the general parser on every plain decimal shape.
-        #[test]
-        fn fast_path_matches_general_parser(text in "-?[0-9]{0,21}(\\.[0-9]{0,21})?") {
-            proptest::prop_assert_eq!(
-                Decimal::parse(text.as_bytes()),
-                Decimal::parse_slow(text.as_bytes())
-            );
-        }
-
-        /// Exact text survives a parse and write round trip.
-        #[test]
-        fn exact_text_round_trips(int in 0u64..1_000_000_000, frac in "[0-9]{0,8}") {
-            let text = if frac.is_empty() { int.to_string() } else { format!("{int}.{frac}") };
-            let mut out = Vec::new();
-            Decimal::parse(text.as_bytes()).unwrap().write_exact(&mut out);
-            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), text);
-        }
-    }
-
-    #[test]
-    fn exchange_ids_round_trip() {
-        for e in Exchange::ALL {
-            assert_eq!(Exchange::from_id(e.id()), Some(e));
-        }
-        assert_eq!(Exchange::from_id("kraken"), None);
-    }
-}
+#[path = "model_tests.rs"]
+mod tests;

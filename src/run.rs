@@ -67,7 +67,7 @@ pub enum RunError {
 /// Sizes and hooks of a run. [`RunOptions::default`] is what `pinfeed run` uses.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
-    /// Slots of each ingest ring (events). Default 32,768.
+    /// Slots of each ingest ring (events). Default 16,384 (2.3 MiB at 144-byte events).
     pub ingest_ring_slots: usize,
     /// Slots of the REST ring (events). Default 16,384.
     pub rest_ring_slots: usize,
@@ -85,7 +85,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            ingest_ring_slots: 1 << 15,
+            ingest_ring_slots: 1 << 14,
             rest_ring_slots: 1 << 14,
             fanout_ring_slots: 1 << 15,
             status_interval: Some(Duration::from_secs(10)),

@@ -527,10 +527,13 @@ fn derivative_ticker_and_liquidation() {
         ..Default::default()
     };
     merged.stamps.recv_ts_ns = 1_559_347_228_619_000_000;
-    h.push([FanoutMsg::Ticker(TickerState {
-        merged,
-        max_exch_ts_ns: 1_564_617_604_229_000_000,
-    })]);
+    h.push([FanoutMsg::Ticker(
+        (&TickerState {
+            merged,
+            max_exch_ts_ns: 1_564_617_604_229_000_000,
+        })
+            .into(),
+    )]);
     assert_eq!(
         next(&mut ws),
         json!({"type":"derivative_ticker","symbol":"BTC-PERPETUAL","exchange":"deribit","lastPrice":10095.5,

@@ -176,7 +176,7 @@ fn deribit_books_match_tickers() {
             let book = engine.book(end.instrument).unwrap();
             states.push((end.instrument, begin_ts, book.best_bid(), book.best_ask()));
         }
-        Event::DerivativeTicker(t) => tickers.push(*t),
+        Event::DerivativeTicker(t) => tickers.push(t.unpack()),
         _ => {}
     });
     let mut checked = 0;

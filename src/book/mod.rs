@@ -6,7 +6,9 @@
 
 mod engine;
 
-pub use engine::{BookEngine, BookStats, Disposition, ResyncReason, SyncState, TickerState};
+pub use engine::{
+    BookEngine, BookStats, Disposition, PackedTickerState, ResyncReason, SyncState, TickerState,
+};
 
 use crate::model::{BookSide, Decimal, MAX_DECIMALS, pow10};
 

@@ -52,7 +52,7 @@ mod ws;
 pub use server::{Notifier, Server, StopHandle, Tuning};
 pub use stats::{BadRequest, FanoutCounters, FanoutStats};
 
-use crate::book::TickerState;
+use crate::book::PackedTickerState;
 use crate::model::{Event, Exchange, InstrumentId};
 
 /// Monotonic clock, ns since the first call in the process. Ingest should stamp
@@ -77,7 +77,7 @@ pub enum FanoutMsg {
     /// `DerivativeTicker` events are not sent: see `Ticker`.)
     Event(Event),
     /// Merged derivative-ticker state after a value changed.
-    Ticker(TickerState),
+    Ticker(PackedTickerState),
     /// The book of the instrument lost sync (gap, checksum mismatch, dropped delta, lost
     /// connection). Clients asking `withIntegrityMessages` get `book_invalid`; the next
     /// applied snapshot for it is sent with `isSnapshot: true`.

@@ -57,7 +57,12 @@ impl Fanout {
                 }
                 let sent = self.s.sent_ns();
                 self.scratch.clear();
-                encode::derivative_ticker(&mut self.scratch, instr.exchange, &instr.symbol, t);
+                encode::derivative_ticker(
+                    &mut self.scratch,
+                    instr.exchange,
+                    &instr.symbol,
+                    &t.unpack(),
+                );
                 self.s.deliver(
                     &instr.derivative_ticker,
                     &self.scratch,

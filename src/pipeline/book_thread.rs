@@ -341,7 +341,7 @@ impl BookThread {
                     return;
                 }
                 match self.engine.ticker(t.instrument) {
-                    Some(state) => FanoutMsg::Ticker(*state),
+                    Some(state) => FanoutMsg::Ticker(state.into()),
                     None => return,
                 }
             }

@@ -552,7 +552,7 @@ impl Ctx<'_> {
             (Some(rate), Some(t)) if t != 0 => (Some(rate), Some(ms_to_ns(t))),
             _ => (None, None),
         };
-        sink.event(Event::DerivativeTicker(DerivativeTicker {
+        sink.event(Event::ticker(DerivativeTicker {
             instrument,
             mark_price: json::opt_decimal_field(d, "p")?,
             index_price: json::opt_decimal_field(d, "i")?,
@@ -571,7 +571,7 @@ impl Ctx<'_> {
             return Ok(FrameKind::Ignored);
         }
         let instrument = self.instrument(json::str_field(d, "s")?)?;
-        sink.event(Event::DerivativeTicker(DerivativeTicker {
+        sink.event(Event::ticker(DerivativeTicker {
             instrument,
             last_price: Some(json::decimal_field(d, "c")?),
             stamps: self.stamps(opt_int(d, "E")?),
@@ -598,7 +598,7 @@ impl Ctx<'_> {
             let symbol_pair = symbol.split('_').next().unwrap_or(symbol);
             if exchange == self.exchange && symbol_pair.eq_ignore_ascii_case(pair) {
                 any = true;
-                sink.event(Event::DerivativeTicker(DerivativeTicker {
+                sink.event(Event::ticker(DerivativeTicker {
                     instrument,
                     index_price: Some(index_price),
                     stamps,
@@ -627,7 +627,7 @@ impl Ctx<'_> {
             None => fallback_symbol.ok_or(ParseError::MissingField("symbol"))?,
         };
         let instrument = self.instrument(symbol)?;
-        sink.event(Event::DerivativeTicker(DerivativeTicker {
+        sink.event(Event::ticker(DerivativeTicker {
             instrument,
             open_interest: Some(json::decimal_field(d, "openInterest")?),
             stamps: self.stamps(opt_int(d, "time")?),

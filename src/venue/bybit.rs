@@ -633,7 +633,7 @@ fn parse_ticker<S: Sink>(
         any |= slot.is_some();
     }
     if any {
-        sink.event(Event::DerivativeTicker(ticker));
+        sink.event(Event::ticker(ticker));
     }
     Ok(FrameKind::DerivativeTicker)
 }

@@ -669,7 +669,7 @@ fn parse_ticker<S: Sink>(
         best_ask_qty: json::opt_decimal_field(data, "best_ask_amount")?,
         stamps: stamps_of(data, recv)?,
     };
-    sink.event(Event::DerivativeTicker(ticker));
+    sink.event(Event::ticker(ticker));
     Ok(FrameKind::DerivativeTicker)
 }
 

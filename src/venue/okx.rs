@@ -776,7 +776,7 @@ fn parse_derivative<S: Sink>(
                 };
             }
         }
-        sink.event(Event::DerivativeTicker(ticker));
+        sink.event(Event::ticker(ticker));
     }
     Ok(FrameKind::DerivativeTicker)
 }
@@ -800,7 +800,7 @@ fn parse_index<S: Sink>(
                 && underlying(symbol) == Some(index)
             {
                 emitted = true;
-                sink.event(Event::DerivativeTicker(DerivativeTicker {
+                sink.event(Event::ticker(DerivativeTicker {
                     instrument,
                     index_price: Some(index_price),
                     stamps: ticker_stamps,

@@ -217,6 +217,7 @@ fn every_recorded_frame_parses() {
         *kinds.entry(kind).or_default() += 1;
         for e in events {
             if let Event::DerivativeTicker(t) = e {
+                let t = t.unpack();
                 assert!(t.last_price.is_some() && t.best_bid_price.is_some());
                 assert!(t.stamps.exch_ts_ns > 1_652_000_000_000_000_000);
                 tickers += 1;
@@ -302,7 +303,7 @@ impl Fixture {
             panic!("{events:?}")
         };
         assert_eq!(t.instrument, self.id(symbol));
-        t
+        t.unpack()
     }
 
     fn liquidation(&mut self, line: &str, symbol: &str, want: (&str, &str, i64)) {

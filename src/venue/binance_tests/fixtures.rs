@@ -179,7 +179,7 @@ fn futures_fixture_every_line() {
     assert_eq!(out[1].0, Ok(FrameKind::DerivativeTicker));
     assert_eq!(
         out[1].1,
-        vec![Event::DerivativeTicker(DerivativeTicker {
+        vec![Event::ticker(DerivativeTicker {
             instrument: btc,
             last_price: Some(dec("10223.74")),
             stamps: stamps_ms(1568693103467),
@@ -190,7 +190,7 @@ fn futures_fixture_every_line() {
     // 3: markPrice without index.
     assert_eq!(
         out[2].1,
-        vec![Event::DerivativeTicker(DerivativeTicker {
+        vec![Event::ticker(DerivativeTicker {
             instrument: btc,
             mark_price: Some(dec("8291.34697815")),
             funding_rate: Some(dec("0.00010000")),
@@ -269,7 +269,7 @@ fn futures_fixture_every_line() {
         out[7],
         (
             Ok(FrameKind::DerivativeTicker),
-            vec![Event::DerivativeTicker(DerivativeTicker {
+            vec![Event::ticker(DerivativeTicker {
                 instrument: btc,
                 open_interest: Some(dec("26286.181")),
                 stamps: NO_EXCH,
@@ -281,7 +281,7 @@ fn futures_fixture_every_line() {
     // 9: markPrice@1s with index and funding.
     assert_eq!(
         out[8].1,
-        vec![Event::DerivativeTicker(DerivativeTicker {
+        vec![Event::ticker(DerivativeTicker {
             instrument: btc,
             mark_price: Some(dec("11857.56000000")),
             index_price: Some(dec("11851.86949091")),
@@ -325,7 +325,7 @@ fn futures_fixture_every_line() {
     // 13: dated future: T = 0, no funding fields.
     assert_eq!(
         out[12].1,
-        vec![Event::DerivativeTicker(DerivativeTicker {
+        vec![Event::ticker(DerivativeTicker {
             instrument: reg.get(Exchange::BinanceFutures, "BTCBUSD_210129").unwrap(),
             mark_price: Some(dec("31799.27730000")),
             index_price: Some(dec("31307.03400000")),
@@ -412,7 +412,7 @@ fn delivery_fixture_every_line() {
     // 4: markPrice with neither index nor funding.
     assert_eq!(
         out[3].1,
-        vec![Event::DerivativeTicker(DerivativeTicker {
+        vec![Event::ticker(DerivativeTicker {
             instrument: q,
             mark_price: Some(dec("9501.15723333")),
             stamps: stamps_ms(1592265602000),
@@ -425,7 +425,7 @@ fn delivery_fixture_every_line() {
         out[4],
         (
             Ok(FrameKind::DerivativeTicker),
-            vec![Event::DerivativeTicker(DerivativeTicker {
+            vec![Event::ticker(DerivativeTicker {
                 instrument: q,
                 index_price: Some(dec("9429.39675000")),
                 stamps: stamps_ms(1592265601001),
@@ -445,7 +445,7 @@ fn delivery_fixture_every_line() {
     // 7: ticker last price.
     assert_eq!(
         out[6].1,
-        vec![Event::DerivativeTicker(DerivativeTicker {
+        vec![Event::ticker(DerivativeTicker {
             instrument: q,
             last_price: Some(dec("9504.9")),
             stamps: stamps_ms(1592265616654),
@@ -456,7 +456,7 @@ fn delivery_fixture_every_line() {
     // 8: generated openInterest with `time`.
     assert_eq!(
         out[7].1,
-        vec![Event::DerivativeTicker(DerivativeTicker {
+        vec![Event::ticker(DerivativeTicker {
             instrument: q,
             open_interest: Some(dec("15279")),
             stamps: stamps_ms(1592265372706),

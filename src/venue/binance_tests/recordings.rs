@@ -182,7 +182,7 @@ fn rest_bodies() {
     assert_eq!(r, Ok(FrameKind::DerivativeTicker));
     assert_eq!(
         e,
-        vec![Event::DerivativeTicker(DerivativeTicker {
+        vec![Event::ticker(DerivativeTicker {
             instrument: btc,
             open_interest: Some(dec("10659.509")),
             stamps: Stamps {

@@ -33,7 +33,7 @@ fn book_ticker(events: &[Event]) -> BookTicker {
 fn ticker(events: &[Event]) -> DerivativeTicker {
     assert_eq!(events.len(), 1, "{events:?}");
     match events[0] {
-        Event::DerivativeTicker(t) => t,
+        Event::DerivativeTicker(t) => t.unpack(),
         other => panic!("not a derivative ticker: {other:?}"),
     }
 }

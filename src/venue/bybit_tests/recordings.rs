@@ -184,7 +184,7 @@ fn recording_parses_without_errors_and_book_chains_hold() {
     let spot_ticker = events
         .iter()
         .find_map(|(c, e)| match e {
-            Event::DerivativeTicker(t) if c == "BYBIT.ws.3" => Some(*t),
+            Event::DerivativeTicker(t) if c == "BYBIT.ws.3" => Some(t.unpack()),
             _ => None,
         })
         .unwrap();
@@ -197,7 +197,7 @@ fn recording_parses_without_errors_and_book_chains_hold() {
     let linear_ticker = events
         .iter()
         .find_map(|(_, e)| match e {
-            Event::DerivativeTicker(t) if t.instrument == btc_linear => Some(*t),
+            Event::DerivativeTicker(t) if t.instrument == btc_linear => Some(t.unpack()),
             _ => None,
         })
         .unwrap();

@@ -77,7 +77,7 @@ fn trade(ev: &Event) -> Trade {
 fn ticker(ev: &[Event]) -> DerivativeTicker {
     assert_eq!(ev.len(), 1);
     match ev[0] {
-        Event::DerivativeTicker(t) => t,
+        Event::DerivativeTicker(t) => t.unpack(),
         other => panic!("not a ticker: {other:?}"),
     }
 }
