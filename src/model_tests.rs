@@ -153,10 +153,16 @@ fn packed_ticker_round_trips_every_field_alone_and_all_together() {
         assert_ne!(PackedTicker::pack(&one), PackedTicker::pack(&empty));
     }
     // exact text survives: "0.00012" and "0.000120" stay distinct
-    let mut a = DerivativeTicker::default();
-    a.funding_rate = Some(d("0.000120"));
+    let a = DerivativeTicker {
+        funding_rate: Some(d("0.000120")),
+        ..DerivativeTicker::default()
+    };
     assert_eq!(
-        PackedTicker::pack(&a).unpack().funding_rate.unwrap().to_string(),
+        PackedTicker::pack(&a)
+            .unpack()
+            .funding_rate
+            .unwrap()
+            .to_string(),
         "0.000120"
     );
 }
@@ -165,8 +171,14 @@ fn packed_ticker_round_trips_every_field_alone_and_all_together() {
 /// book ticker, not at the 288-byte wide ticker.
 #[test]
 fn events_stay_small_for_the_rings() {
-    assert!(size_of::<PackedTicker>() <= 128, "{}", size_of::<PackedTicker>());
+    assert!(
+        size_of::<PackedTicker>() <= 128,
+        "{}",
+        size_of::<PackedTicker>()
+    );
     assert!(size_of::<Event>() < size_of::<DerivativeTicker>());
-    assert_eq!(size_of::<Event>(), size_of::<BookTicker>().max(size_of::<Trade>()));
+    assert_eq!(
+        size_of::<Event>(),
+        size_of::<BookTicker>().max(size_of::<Trade>())
+    );
 }
-

@@ -7,6 +7,8 @@
 //! counted). A broken chain affects that instrument alone; the engine queues a resync request
 //! for it, which the caller drains with [`BookEngine::take_resync_requests`].
 
+use std::collections::VecDeque;
+
 use crate::model::{
     BookSide, ChecksumFn, Decimal, DerivativeTicker, Event, InstrumentId, PackedTicker, Sequence,
     SyncRule, SyncVerdict,
@@ -202,8 +204,10 @@ struct Slot {
     rule: SyncRule,
     checksum: Option<(ChecksumFn, usize)>,
     rest_snapshot: bool,
-    pending: Vec<Event>,
+    pending: VecDeque<Event>,
     pending_limit: usize,
+    /// The buffer dropped its oldest messages since the last snapshot (counted once).
+    pending_overflowed: bool,
     ticker: TickerState,
     stats: BookStats,
     registered: bool,
@@ -223,8 +227,9 @@ impl Slot {
             rule: apply_always,
             checksum: None,
             rest_snapshot: false,
-            pending: Vec::new(),
+            pending: VecDeque::new(),
             pending_limit: 0,
+            pending_overflowed: false,
             ticker: TickerState::default(),
             stats: BookStats::default(),
             registered: false,
@@ -287,7 +292,7 @@ impl BookEngine {
         s.checksum = checksum;
         s.rest_snapshot = rest_snapshot;
         s.pending_limit = if rest_snapshot { PENDING_EVENTS } else { 0 };
-        s.pending = Vec::with_capacity(s.pending_limit);
+        s.pending = VecDeque::with_capacity(s.pending_limit);
         s.registered = true;
         if let Some((_, n)) = checksum {
             if self.checksum_scratch.len() < n {
@@ -375,6 +380,9 @@ impl BookEngine {
         s.book.clear();
         s.last_seq = Sequence::None;
         s.after_snapshot = false;
+        // deltas buffered before the break are older than the snapshot to come
+        s.pending.clear();
+        s.pending_overflowed = false;
         if !already && !requests.contains(&id) {
             requests.push(id);
         }
@@ -572,19 +580,29 @@ impl BookEngine {
 
     /// Buffers one event of a delta that arrived before the REST snapshot.
     fn buffer(s: &mut Slot, event: &Event) -> Disposition {
-        if s.pending.len() >= s.pending_limit {
-            // Keep what we have: the chain check after the snapshot finds the hole and the
-            // book resyncs again. Count it once per overflow.
-            if s.pending.len() == s.pending_limit {
-                s.stats.resyncs[ResyncReason::BufferOverflow as usize] += 1;
-                s.pending.clear();
-            }
+        if s.pending_limit == 0 {
             return Disposition::Skip;
+        }
+        if s.pending.len() >= s.pending_limit {
+            // Drop the oldest whole message, keep the newest: the snapshot being fetched is
+            // newer than the deltas buffered first, so those are the ones it makes stale
+            // (Binance: "drop any event where u is < lastUpdateId"). If the snapshot turns
+            // out older than what is left, the chain check after it finds the gap and the
+            // book resyncs again. Counted once per wait for a snapshot.
+            if !s.pending_overflowed {
+                s.pending_overflowed = true;
+                s.stats.resyncs[ResyncReason::BufferOverflow as usize] += 1;
+            }
+            while let Some(ev) = s.pending.pop_front() {
+                if matches!(ev, Event::BookEnd(_)) {
+                    break;
+                }
+            }
         }
         if let Event::BookBegin(_) = event {
             s.stats.buffered += 1;
         }
-        s.pending.push(*event);
+        s.pending.push_back(*event);
         Disposition::Buffer
     }
 
@@ -592,6 +610,7 @@ impl BookEngine {
     #[cold]
     fn drain_pending(&mut self, id: InstrumentId) {
         let mut pending = std::mem::take(&mut self.slots[id.index()].pending);
+        self.slots[id.index()].pending_overflowed = false;
         self.disposition = Disposition::Idle;
         for ev in pending.iter() {
             self.on_event(ev);
@@ -600,7 +619,7 @@ impl BookEngine {
         // Deltas buffered again during the drain (after a gap in the buffer) stay pending.
         let s = &mut self.slots[id.index()];
         let again = std::mem::replace(&mut s.pending, pending);
-        s.pending.extend_from_slice(&again);
+        s.pending.extend(again.iter().copied());
     }
 
     /// Ids of every registered book.
@@ -819,6 +838,79 @@ mod tests {
         assert_eq!(book.best_bid(), Some((d("3"), d("1"))));
         assert_eq!(book.depth(BookSide::Bid), 2);
         assert_eq!(e.state(InstrumentId(0)), Some(SyncState::Synced));
+    }
+
+    /// Deltas `U..=u` with `u = U` for `first..=last`, one bid level each (3 events).
+    fn single_deltas(e: &mut BookEngine, first: u64, last: u64) {
+        for u in first..=last {
+            let price = (u % 50 + 1).to_string();
+            msg(
+                e,
+                0,
+                false,
+                u,
+                Some(u),
+                &[(BookSide::Bid, &price, "1")],
+                None,
+            );
+        }
+    }
+
+    #[test]
+    fn a_full_pre_snapshot_buffer_keeps_the_newest_deltas() {
+        let mut e = BookEngine::new();
+        e.register(InstrumentId(0), binance_like, None, true);
+        // three events per message: twice the buffer's worth of deltas 1..=N
+        let n = (2 * PENDING_EVENTS / 3) as u64;
+        single_deltas(&mut e, 1, n);
+        assert_eq!(e.disposition(), Disposition::Buffer);
+        let s = e.stats(InstrumentId(0)).unwrap();
+        assert_eq!(s.resyncs[ResyncReason::BufferOverflow as usize], 1);
+        // a snapshot newer than the oldest kept delta: the rest chains on, no gap
+        let snapshot_at = n - 100;
+        assert!(msg(&mut e, 0, true, snapshot_at, None, &[], None));
+        let s = e.stats(InstrumentId(0)).unwrap();
+        assert_eq!((s.gaps, s.deltas), (0, 100));
+        assert_eq!(e.state(InstrumentId(0)), Some(SyncState::Synced));
+        assert_eq!(
+            e.last_sequence(InstrumentId(0)),
+            Some(Sequence::Deribit {
+                change_id: n,
+                prev_change_id: Some(n)
+            })
+        );
+    }
+
+    #[test]
+    fn a_snapshot_older_than_the_kept_deltas_is_a_gap() {
+        let mut e = BookEngine::new();
+        e.register(InstrumentId(0), binance_like, None, true);
+        let n = (2 * PENDING_EVENTS / 3) as u64;
+        single_deltas(&mut e, 1, n);
+        // deltas 1..=~n/2 were dropped to make room: a snapshot at 10 cannot be bridged
+        msg(&mut e, 0, true, 10, None, &[], None);
+        let s = e.stats(InstrumentId(0)).unwrap();
+        assert_eq!(s.gaps, 1);
+        assert!(matches!(
+            e.state(InstrumentId(0)),
+            Some(SyncState::Resyncing(ResyncReason::Gap))
+        ));
+        let mut requests = Vec::new();
+        e.take_resync_requests(&mut requests);
+        assert_eq!(requests, vec![InstrumentId(0)]);
+    }
+
+    #[test]
+    fn a_break_discards_deltas_buffered_before_it() {
+        let mut e = BookEngine::new();
+        e.register(InstrumentId(0), binance_like, None, true);
+        single_deltas(&mut e, 1, 5);
+        e.invalidate(InstrumentId(0), ResyncReason::Disconnected);
+        // the new connection's stream: 100..=102; the snapshot at 100 bridges it alone
+        single_deltas(&mut e, 100, 102);
+        assert!(msg(&mut e, 0, true, 100, None, &[], None));
+        let s = e.stats(InstrumentId(0)).unwrap();
+        assert_eq!((s.stale, s.deltas, s.gaps), (1, 2, 0));
     }
 
     fn sum_checksum(bids: &[(Decimal, Decimal)], asks: &[(Decimal, Decimal)]) -> i32 {
