@@ -134,6 +134,7 @@ fn try_main(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 speed,
                 looped,
                 ca_key,
+                synthetic: None,
             };
             pinfeed::sim::server::run(opts, write_config.as_deref())?;
             Ok(ExitCode::SUCCESS)
