@@ -332,6 +332,8 @@ impl Simulator {
         let mut s = self.shared.stats.snapshot();
         if let Some(syn) = &self.shared.synthetic {
             let st = syn.stats();
+            // synthetic frames are counted live per feed
+            s.frames_sent += st.frames_by_feed.iter().map(|(_, n)| n).sum::<u64>();
             s.frames_behind = st.frames_behind;
             s.frames_skipped = st.frames_skipped;
         }
@@ -492,7 +494,32 @@ pub fn run(opts: SimOptions, write_config: Option<&Path>) -> Result<(), SimError
             None => eprintln!("wrote {}", path.display()),
         }
     }
-    for fc in &sim.shared.catalog.feeds {
+    if let Some(syn) = &sim.shared.synthetic {
+        for fc in &sim.shared.catalog.feeds {
+            let symbols: Vec<&str> = fc.subscriptions.iter().map(|s| s.symbol.as_str()).collect();
+            eprintln!(
+                "{}: synthetic {} at {}",
+                fc.feed.name(),
+                symbols.join(", "),
+                sim.ws_url(fc.feed)
+            );
+        }
+        let o = syn.options();
+        eprintln!(
+            "REST at {}; synthetic rate {}/s{}, seed {}",
+            sim.rest_url(),
+            o.rate_per_s,
+            o.burst.map_or(String::new(), |b| format!(", burst {b}")),
+            o.seed
+        );
+    }
+    for fc in sim
+        .shared
+        .catalog
+        .feeds
+        .iter()
+        .filter(|_| sim.shared.synthetic.is_none())
+    {
         eprintln!(
             "{}: {} frames, {} topics from {} at {}",
             fc.feed.name(),
@@ -502,11 +529,13 @@ pub fn run(opts: SimOptions, write_config: Option<&Path>) -> Result<(), SimError
             sim.ws_url(fc.feed)
         );
     }
-    eprintln!(
-        "REST at {}; speed {speed}{}",
-        sim.rest_url(),
-        if looped { ", looping" } else { "" }
-    );
+    if sim.shared.synthetic.is_none() {
+        eprintln!(
+            "REST at {}; speed {speed}{}",
+            sim.rest_url(),
+            if looped { ", looping" } else { "" }
+        );
+    }
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "listening on {}", sim.addr());
     let _ = stdout.flush();
@@ -729,9 +758,6 @@ fn serve_ws(shared: &Shared, mut stream: Stream, req: &Request, leftover: Vec<u8
         Some(syn) => {
             let mut flow = SynthSession::new(syn, feed_idx, raw);
             let c = run_ws(&shared.stop, &mut ws, &mut session, &mut flow);
-            stats
-                .frames_sent
-                .fetch_add(flow.frames_sent, Ordering::Relaxed);
             stats
                 .binary_frames
                 .fetch_add(c.binary_frames, Ordering::Relaxed);

@@ -61,6 +61,8 @@ pub mod market;
 mod okx;
 pub mod pacing;
 pub mod session;
+#[cfg(test)]
+mod tests;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
