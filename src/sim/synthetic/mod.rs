@@ -343,6 +343,8 @@ pub struct Synthetic {
     pub(crate) frames_behind: AtomicU64,
     /// Frames skipped because the backlog exceeded [`MAX_BACKLOG`].
     pub(crate) frames_skipped: AtomicU64,
+    /// Subscribed topics no synthetic instrument or channel answers (acknowledged, silent).
+    pub(crate) unknown_topics: AtomicU64,
 }
 
 /// Why synthetic options were rejected.
@@ -362,6 +364,9 @@ pub struct SyntheticStats {
     pub frames_behind: u64,
     /// Frames not sent because the backlog exceeded [`MAX_BACKLOG`] (a client not reading).
     pub frames_skipped: u64,
+    /// Subscribed topics that no synthetic instrument or channel answers: acknowledged as the
+    /// venue would, then silent.
+    pub unknown_topics: u64,
 }
 
 impl Synthetic {
@@ -424,6 +429,7 @@ impl Synthetic {
             class_topics: Default::default(),
             frames_behind: AtomicU64::new(0),
             frames_skipped: AtomicU64::new(0),
+            unknown_topics: AtomicU64::new(0),
         })
     }
 
@@ -474,6 +480,7 @@ impl Synthetic {
                 .collect(),
             frames_behind: self.frames_behind.load(Ordering::Relaxed),
             frames_skipped: self.frames_skipped.load(Ordering::Relaxed),
+            unknown_topics: self.unknown_topics.load(Ordering::Relaxed),
         }
     }
 

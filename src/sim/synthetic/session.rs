@@ -130,6 +130,8 @@ pub struct SynthSession<'a> {
     topics: Vec<Topic>,
     /// Per class: `(topic index)` entries.
     classes: [Vec<usize>; 4],
+    /// Keys already found unknown (counted once).
+    unknown: Vec<String>,
     /// Topics this session counts in the global per-class totals.
     counted: [u64; 4],
     arrivals: [Arrivals; 4],
@@ -157,6 +159,7 @@ impl<'a> SynthSession<'a> {
             markets: syn.markets_for(idx),
             topics: Vec::new(),
             classes: Default::default(),
+            unknown: Vec::new(),
             counted: [0; 4],
             arrivals: Default::default(),
             rng: Rng::new(syn.opts.seed ^ 0x5EED ^ idx as u64),
@@ -182,6 +185,10 @@ impl<'a> SynthSession<'a> {
                 continue;
             }
             let Some(topic) = parse_topic(self.feed, key, self.syn, self.idx) else {
+                if !self.unknown.contains(key) {
+                    self.unknown.push(key.clone());
+                    self.syn.unknown_topics.fetch_add(1, Ordering::Relaxed);
+                }
                 continue;
             };
             if topic.kind == Kind::Depth {

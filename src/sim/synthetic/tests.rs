@@ -331,3 +331,127 @@ fn session_rates_share_the_total_by_topics() {
         2
     );
 }
+
+#[test]
+fn unknown_topics_are_acknowledged_counted_and_silent() {
+    for (feed, keys) in [
+        (
+            Feed::BinanceFutures,
+            vec![
+                "dogeusdt@depth@100ms",
+                "btcusdt@kline_1m",
+                "btcusdt@depth20",
+                "nope",
+                "@",
+            ],
+        ),
+        (
+            Feed::BinanceSpot,
+            vec!["btcusdt@markPrice@1s", "btcusdt@forceOrder"],
+        ),
+        (
+            Feed::BybitSpot,
+            vec![
+                "allLiquidation.BTCUSDT",
+                "orderbook.x.BTCUSDT",
+                "kline.1.BTCUSDT",
+            ],
+        ),
+        (
+            Feed::Okx,
+            vec![
+                r#"{"channel":"tickers","instId":"BTC-USDT"}"#,
+                r#"{"channel":"books","instId":"SOL-USDT"}"#,
+                r#"{"channel":"liquidation-orders","instType":"OPTION"}"#,
+                "{not json",
+            ],
+        ),
+        (
+            Feed::Deribit,
+            vec!["book.SOL-PERPETUAL.100ms", "book.BTC-PERPETUAL", "x"],
+        ),
+    ] {
+        let syn = synthetic(feed);
+        let mut flow = SynthSession::new(&syn, 0, false);
+        let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        let mut out = Vec::new();
+        flow.sync_topics(&keys, &mut out);
+        flow.sync_topics(&keys, &mut out);
+        assert!(out.is_empty(), "{feed:?}");
+        assert_eq!(flow.topic_keys().count(), 0, "{feed:?}");
+        assert_eq!(syn.stats().unknown_topics, keys.len() as u64, "{feed:?}");
+        let mut frames = 0;
+        run(&mut flow, Instant::now(), 100, &mut Vec::new());
+        frames += flow.frames_sent;
+        assert_eq!(frames, 0);
+    }
+}
+
+#[test]
+fn rest_requests_the_simulator_cannot_answer() {
+    let syn = synthetic(Feed::BinanceFutures);
+    for (path, query) in [
+        ("/fapi/v1/depth", ""),
+        ("/fapi/v1/depth", "symbol=DOGEUSDT"),
+        ("/dapi/v1/depth", "symbol=BTCUSD_PERP"), // feed not served
+        ("/api/v3/depth", "symbol=BTCUSDT"),
+        ("/fapi/v1/exchangeInfo", ""),
+    ] {
+        assert!(syn.http_body(path, query).is_none(), "{path}?{query}");
+    }
+    // a bad or zero limit gives the default or one level, never an error
+    for (query, levels) in [
+        ("symbol=BTCUSDT&limit=abc", 40),
+        ("symbol=btcusdt&limit=0", 1),
+    ] {
+        let body = syn
+            .http_body("/binance-futures/fapi/v1/depth", query)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["bids"].as_array().unwrap().len(), levels, "{query}");
+        assert!(v["lastUpdateId"].as_u64().unwrap() > 0);
+    }
+}
+
+#[test]
+fn binance_raw_streams_are_payloads() {
+    let syn = synthetic(Feed::BinanceFutures);
+    let mut flow = SynthSession::new(&syn, 0, true);
+    let mut out = Vec::new();
+    flow.sync_topics(&["btcusdt@aggTrade".to_string()], &mut out);
+    let mut frames = Vec::new();
+    run(&mut flow, Instant::now(), 200, &mut frames);
+    assert!(!frames.is_empty());
+    let mut engine = Engine::new(&syn, Feed::BinanceFutures);
+    for f in &frames {
+        assert!(f.starts_with(r#"{"e":"aggTrade""#), "{f}");
+        engine.feed(f.as_bytes(), None);
+    }
+    assert_eq!(engine.trade_ids.len(), frames.len());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    /// Whatever topic keys a client subscribes, no feed panics, and only known topics serve.
+    #[test]
+    fn arbitrary_topic_keys_never_panic(keys in proptest::collection::vec(
+        proptest::prop_oneof![
+            "[a-z@.0-9]{0,24}",
+            "(book|trades|ticker|quote|orderbook|publicTrade|tickers)\\.[A-Z-]{0,14}\\.[0-9a-z]{0,6}",
+            "[a-z]{0,8}@(depth|aggTrade|bookTicker|markPrice|forceOrder)(@[0-9a-z]{0,5})?",
+            "\\{\"channel\":\"[a-z-]{0,12}\",\"inst(Id|Type)\":\"[A-Z-]{0,14}\"\\}",
+            ".{0,40}",
+        ],
+        0..8,
+    )) {
+        for feed in Feed::ALL {
+            let syn = synthetic(feed);
+            let mut flow = SynthSession::new(&syn, 0, false);
+            let mut out = Vec::new();
+            flow.sync_topics(&keys, &mut out);
+            run(&mut flow, Instant::now(), 5, &mut out);
+            proptest::prop_assert!(flow.topic_keys().count() <= keys.len());
+        }
+    }
+}
