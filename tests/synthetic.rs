@@ -134,3 +134,30 @@ fn tls_and_bursts_keep_books_synced() {
     handle.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bad_synthetic_flags_are_usage_errors() {
+    let bin = env!("CARGO_BIN_EXE_pinfeed");
+    for (args, flag) in [
+        (&["--synthetic", "--burst", "10x:10s/1s"][..], "--burst"),
+        (&["--synthetic", "--burst", "0.5x:1s/10s"][..], "--burst"),
+        (&["--synthetic", "--burst", "10x:1h/10h"][..], "--burst"),
+        (&["--synthetic", "--rate", "0"][..], "--rate"),
+        (&["--synthetic", "--rate", "fast"][..], "--rate"),
+        (
+            &["--synthetic", "--recording", "x.jsonl"][..],
+            "--recording",
+        ),
+        (&["--rate", "10"][..], "--rate"),
+    ] {
+        let out = std::process::Command::new(bin)
+            .arg("simulate")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag), "{args:?}: {err}");
+    }
+}

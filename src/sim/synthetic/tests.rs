@@ -455,3 +455,42 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn bursts_multiply_the_l2_rate_inside_the_window_only() {
+    let start = Instant::now();
+    let opts = SyntheticOptions {
+        rate_per_s: 10_000.0,
+        burst: Some("10x:100ms/1s".parse().unwrap()),
+        feeds: vec![Feed::Deribit],
+        ..SyntheticOptions::default()
+    };
+    let syn = Synthetic::new(opts, start).unwrap();
+    let cat = syn.catalog();
+    let (session, _) = subscribed(&syn, &cat.feeds[0]);
+    let mut flow = SynthSession::new(&syn, 0, false);
+    flow.sync_topics(session.topics(), &mut Vec::new());
+    let schedule = syn.schedule().unwrap();
+    let (mut l2_in, mut l2_out, mut other_in, mut other_out) = (0, 0, 0, 0);
+    for t in 0..2000u64 {
+        let now = start + Duration::from_millis(t);
+        let inside = schedule.in_burst(now);
+        flow.generate(now, usize::MAX, |f| {
+            let l2 = f.contains(r#""channel":"book."#) && !f.contains(r#""type":"snapshot""#);
+            match (l2, inside) {
+                (true, true) => l2_in += 1,
+                (true, false) => l2_out += 1,
+                (false, true) => other_in += 1,
+                (false, false) => other_out += 1,
+            }
+        });
+    }
+    // 0.2 s inside, 1.8 s outside: L2 at 70,000/s vs 7,000/s; the rest unchanged
+    let per_s = |n: i32, s: f64| f64::from(n) / s;
+    let (l2_in, l2_out) = (per_s(l2_in, 0.2), per_s(l2_out, 1.8));
+    assert!((50_000.0..90_000.0).contains(&l2_in), "{l2_in}");
+    assert!((5_000.0..9_000.0).contains(&l2_out), "{l2_out}");
+    let (o_in, o_out) = (per_s(other_in, 0.2), per_s(other_out, 1.8));
+    assert!((1_500.0..4_500.0).contains(&o_in), "{o_in}");
+    assert!((2_300.0..3_700.0).contains(&o_out), "{o_out}");
+}
