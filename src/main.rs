@@ -42,8 +42,29 @@ enum Command {
     /// certificate generated at start-up. Prints `listening on ADDR` on stdout.
     Simulate {
         /// Recording files (`.jsonl` or `.jsonl.zst`), at most one per feed.
-        #[arg(long = "recording", value_name = "FILE", required = true, num_args = 1..)]
+        #[arg(
+            long = "recording",
+            value_name = "FILE",
+            required_unless_present = "synthetic",
+            conflicts_with = "synthetic",
+            num_args = 1..
+        )]
         recordings: Vec<PathBuf>,
+        /// Serve synthetic flow for every feed instead of recordings: a market model written
+        /// in each venue's wire format, trade ids stamped with the send time (unix ns).
+        #[arg(long)]
+        synthetic: bool,
+        /// With --synthetic: total data frames per second over all subscribed topics
+        /// [default: 10000].
+        #[arg(long, value_name = "MSGS_PER_S", requires = "synthetic", value_parser = parse_rate)]
+        rate: Option<f64>,
+        /// With --synthetic: multiply the L2 rate by FACTOR for LENGTH every PERIOD, e.g.
+        /// `10x:1s/10s` (units ms or s).
+        #[arg(long, value_name = "FACTORx:LENGTH/PERIOD", requires = "synthetic")]
+        burst: Option<pinfeed::sim::synthetic::Burst>,
+        /// With --synthetic: seed of the market model, for a reproducible stream [default: 1].
+        #[arg(long, value_name = "N", requires = "synthetic")]
+        seed: Option<u64>,
         /// Listen address; port 0 picks a free one.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000")]
         listen: SocketAddr,
@@ -90,6 +111,16 @@ enum Command {
     },
 }
 
+/// `--rate`: a finite number of frames per second above 0.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "expected a number of frames per second > 0, got `{text}`"
+        )),
+    }
+}
+
 #[derive(Copy, Clone, clap::ValueEnum)]
 enum WaitArg {
     Spin,
@@ -116,6 +147,10 @@ fn try_main(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
         } => replay(&recordings, books_out, events_out),
         Command::Simulate {
             recordings,
+            synthetic,
+            rate,
+            burst,
+            seed,
             listen,
             tls,
             speed,
@@ -123,6 +158,9 @@ fn try_main(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             write_config,
             ca_key,
         } => {
+            if !synthetic && (rate.is_some() || burst.is_some() || seed.is_some()) {
+                return Err("--rate, --burst and --seed need --synthetic".into());
+            }
             let recordings = recordings
                 .iter()
                 .map(|p| Recording::open(p))
@@ -134,6 +172,12 @@ fn try_main(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 speed,
                 looped,
                 ca_key,
+                synthetic: synthetic.then(|| pinfeed::sim::synthetic::SyntheticOptions {
+                    rate_per_s: rate.unwrap_or(pinfeed::sim::synthetic::DEFAULT_RATE_PER_S),
+                    burst,
+                    seed: seed.unwrap_or(1),
+                    ..Default::default()
+                }),
             };
             pinfeed::sim::server::run(opts, write_config.as_deref())?;
             Ok(ExitCode::SUCCESS)

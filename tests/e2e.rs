@@ -311,6 +311,7 @@ fn simulator_engine_and_clients_agree_with_replay() {
         speed: 0.0,
         looped: false,
         ca_key: Some(ca_key.clone()),
+        synthetic: None,
     };
 
     // The simulator writes the engine's config and CA, then goes away until the clients are

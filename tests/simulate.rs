@@ -46,6 +46,7 @@ fn start(names: &[&str], tls: bool, speed: f64, looped: bool) -> Simulator {
         speed,
         looped,
         ca_key: None,
+        synthetic: None,
     })
     .expect("simulator starts")
 }
@@ -809,6 +810,7 @@ fn restarted_simulator_keeps_its_ca() {
         speed: 0.0,
         looped: false,
         ca_key: Some(key.clone()),
+        synthetic: None,
     };
     let mut first = Simulator::start(opts("127.0.0.1:0".parse().unwrap())).unwrap();
     let config_path = dir.join("run.toml");

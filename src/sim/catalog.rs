@@ -97,6 +97,24 @@ pub struct FeedCatalog {
 }
 
 impl FeedCatalog {
+    /// A feed with no recorded frames, serving `subscriptions` (synthetic flow: the session
+    /// replies and routing work from it, the data comes from [`crate::sim::synthetic`]).
+    pub fn synthetic(feed: Feed, subscriptions: Vec<Subscription>) -> FeedCatalog {
+        FeedCatalog {
+            feed,
+            recording: PathBuf::from("synthetic"),
+            frames: Vec::new(),
+            topics: Vec::new(),
+            topic_index: HashMap::new(),
+            symbols: subscriptions
+                .iter()
+                .map(|s| s.symbol.to_ascii_uppercase())
+                .collect(),
+            subscriptions,
+            bybit_ack: None,
+        }
+    }
+
     /// Index of the topic with canonical key `key`.
     pub fn topic_id(&self, key: &str) -> Option<u32> {
         self.topic_index.get(key).copied()

@@ -5,4 +5,5 @@ pub mod http;
 pub mod recording;
 pub mod server;
 pub mod session;
+pub mod synthetic;
 pub mod tls;

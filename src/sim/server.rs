@@ -53,6 +53,9 @@ use crate::sim::catalog::{Catalog, CatalogError, channel_names};
 use crate::sim::http::{self, HeadError, Request};
 use crate::sim::recording::Recording;
 use crate::sim::session::{Next, Session, SessionCounters};
+use crate::sim::synthetic::{
+    SynthSession, Synthetic, SyntheticError, SyntheticOptions, SyntheticStats, run_ws,
+};
 use crate::sim::tls::{self, Stream, TlsError, TlsMaterial};
 use crate::venue::{Channels, Feed};
 
@@ -102,6 +105,9 @@ pub struct SimOptions {
     /// With `tls`: keep the CA's private key in this PEM file (read when it exists, created
     /// when not), so a restarted simulator is trusted by clients of the earlier run.
     pub ca_key: Option<PathBuf>,
+    /// Serve synthetic flow ([`crate::sim::synthetic`]) instead of recordings (which must then
+    /// be empty); `speed` and `looped` do not apply.
+    pub synthetic: Option<SyntheticOptions>,
 }
 
 /// Why the simulator could not start or write its config.
@@ -110,6 +116,12 @@ pub enum SimError {
     /// No recording given.
     #[error("no recording to serve")]
     NoRecording,
+    /// Both recordings and synthetic flow given.
+    #[error("give either recordings or synthetic flow, not both")]
+    RecordingAndSynthetic,
+    /// Synthetic options rejected.
+    #[error(transparent)]
+    Synthetic(#[from] SyntheticError),
     /// `speed` is negative or not a number.
     #[error("--speed must be a finite number >= 0, got {0}")]
     BadSpeed(f64),
@@ -196,10 +208,17 @@ stats! {
     binary_frames,
     /// WebSocket clients dropped for not reading for 30 s, or for a protocol error.
     dropped_clients,
+    /// Synthetic frames sent more than [`crate::sim::synthetic::LAG_LIMIT`] after their
+    /// scheduled time.
+    frames_behind,
+    /// Synthetic frames skipped: a backlog older than
+    /// [`crate::sim::synthetic::MAX_BACKLOG`] (a client not reading) is dropped.
+    frames_skipped,
 }
 
 struct Shared {
     catalog: Catalog,
+    synthetic: Option<Synthetic>,
     tls: Option<Arc<rustls::ServerConfig>>,
     speed: f64,
     looped: bool,
@@ -226,13 +245,23 @@ impl Simulator {
     /// [`SimError`]: no recording, a bad speed, recordings that cannot be served (unknown
     /// venue, a feed twice), the address cannot be bound, TLS setup failed.
     pub fn start(opts: SimOptions) -> Result<Simulator, SimError> {
-        if opts.recordings.is_empty() {
+        if opts.recordings.is_empty() && opts.synthetic.is_none() {
             return Err(SimError::NoRecording);
+        }
+        if !opts.recordings.is_empty() && opts.synthetic.is_some() {
+            return Err(SimError::RecordingAndSynthetic);
         }
         if !opts.speed.is_finite() || opts.speed < 0.0 {
             return Err(SimError::BadSpeed(opts.speed));
         }
-        let catalog = Catalog::build(&opts.recordings)?;
+        let synthetic = match opts.synthetic.clone() {
+            Some(o) => Some(Synthetic::new(o, Instant::now())?),
+            None => None,
+        };
+        let catalog = match &synthetic {
+            Some(s) => s.catalog(),
+            None => Catalog::build(&opts.recordings)?,
+        };
         let listener = TcpListener::bind(opts.listen).map_err(|source| SimError::Bind {
             addr: opts.listen,
             source,
@@ -250,6 +279,7 @@ impl Simulator {
         };
         let shared = Arc::new(Shared {
             catalog,
+            synthetic,
             tls: tls.as_ref().map(|t| t.server_config.clone()),
             speed: opts.speed,
             looped: opts.looped,
@@ -296,9 +326,28 @@ impl Simulator {
         self.shared.catalog.feeds.iter().map(|f| f.feed).collect()
     }
 
-    /// A copy of the counters.
+    /// A copy of the counters (with synthetic flow, `frames_behind` and `frames_skipped`
+    /// are its pacing counters).
     pub fn stats(&self) -> StatsSnapshot {
-        self.shared.stats.snapshot()
+        let mut s = self.shared.stats.snapshot();
+        if let Some(syn) = &self.shared.synthetic {
+            let st = syn.stats();
+            // synthetic frames are counted live per feed
+            s.frames_sent += st.frames_by_feed.iter().map(|(_, n)| n).sum::<u64>();
+            s.frames_behind = st.frames_behind;
+            s.frames_skipped = st.frames_skipped;
+        }
+        s
+    }
+
+    /// The synthetic flow's state (burst schedule, options), when serving it.
+    pub fn synthetic(&self) -> Option<&Synthetic> {
+        self.shared.synthetic.as_ref()
+    }
+
+    /// Frames sent per feed and pacing counters of synthetic flow, when serving it.
+    pub fn synthetic_stats(&self) -> Option<SyntheticStats> {
+        self.shared.synthetic.as_ref().map(Synthetic::stats)
     }
 
     /// `host:port` for URLs: the bound address, loopback when bound to "any".
@@ -445,7 +494,32 @@ pub fn run(opts: SimOptions, write_config: Option<&Path>) -> Result<(), SimError
             None => eprintln!("wrote {}", path.display()),
         }
     }
-    for fc in &sim.shared.catalog.feeds {
+    if let Some(syn) = &sim.shared.synthetic {
+        for fc in &sim.shared.catalog.feeds {
+            let symbols: Vec<&str> = fc.subscriptions.iter().map(|s| s.symbol.as_str()).collect();
+            eprintln!(
+                "{}: synthetic {} at {}",
+                fc.feed.name(),
+                symbols.join(", "),
+                sim.ws_url(fc.feed)
+            );
+        }
+        let o = syn.options();
+        eprintln!(
+            "REST at {}; synthetic rate {}/s{}, seed {}",
+            sim.rest_url(),
+            o.rate_per_s,
+            o.burst.map_or(String::new(), |b| format!(", burst {b}")),
+            o.seed
+        );
+    }
+    for fc in sim
+        .shared
+        .catalog
+        .feeds
+        .iter()
+        .filter(|_| sim.shared.synthetic.is_none())
+    {
         eprintln!(
             "{}: {} frames, {} topics from {} at {}",
             fc.feed.name(),
@@ -455,11 +529,13 @@ pub fn run(opts: SimOptions, write_config: Option<&Path>) -> Result<(), SimError
             sim.ws_url(fc.feed)
         );
     }
-    eprintln!(
-        "REST at {}; speed {speed}{}",
-        sim.rest_url(),
-        if looped { ", looping" } else { "" }
-    );
+    if sim.shared.synthetic.is_none() {
+        eprintln!(
+            "REST at {}; speed {speed}{}",
+            sim.rest_url(),
+            if looped { ", looping" } else { "" }
+        );
+    }
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "listening on {}", sim.addr());
     let _ = stdout.flush();
@@ -607,7 +683,14 @@ fn serve_http(shared: &Shared, stream: &mut Stream, req: &Request) -> bool {
         );
         return false;
     }
-    let response = if let Some(entry) = shared.catalog.http_body(&req.path, &req.query) {
+    let synthetic = shared
+        .synthetic
+        .as_ref()
+        .and_then(|s| s.http_body(&req.path, &req.query));
+    let response = if let Some(body) = synthetic {
+        count(&stats.http_ok);
+        http::response(200, "application/json", &body, keep, head_only)
+    } else if let Some(entry) = shared.catalog.http_body(&req.path, &req.query) {
         count(&stats.http_ok);
         http::response(200, "application/json", &entry.body, keep, head_only)
     } else if shared.catalog.route_ws(&req.path, &req.query).is_some() {
@@ -671,7 +754,19 @@ fn serve_ws(shared: &Shared, mut stream: Stream, req: &Request, leftover: Vec<u8
         format!("pinfeed-sim-{id}"),
         Instant::now(),
     );
-    ws_loop(shared, &mut ws, &mut session);
+    match &shared.synthetic {
+        Some(syn) => {
+            let mut flow = SynthSession::new(syn, feed_idx, raw);
+            let c = run_ws(&shared.stop, &mut ws, &mut session, &mut flow);
+            stats
+                .binary_frames
+                .fetch_add(c.binary_frames, Ordering::Relaxed);
+            if c.dropped {
+                count(&stats.dropped_clients);
+            }
+        }
+        None => ws_loop(shared, &mut ws, &mut session),
+    }
     let SessionCounters {
         subscribe_requests,
         pings,
