@@ -286,6 +286,7 @@ impl BenchReport {
                 "tcp_hop_p50": round3(self.floor.tcp.hop_p50_us),
                 "tcp_hop_p99": round3(self.floor.tcp.hop_p99_us),
                 "path_p50": round3(self.floor.path_p50_us()),
+                "cores": [self.floor.cores.ping, self.floor.cores.echo],
             },
             "trade_isolation": self.trade_isolation.map(|t| json!({
                 "quiet_p99_us": round3(t.quiet.p99_us),
@@ -414,5 +415,129 @@ impl BenchReport {
         }
         let _ = writeln!(o, "\npeak RSS     {:.1} MiB", mib(self.rss_peak_bytes));
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn floor(p50: f64) -> Floor {
+        Floor {
+            round_trips: 100,
+            hop_p50_us: p50,
+            hop_p99_us: p50 * 2.0,
+        }
+    }
+
+    fn parts(burst: Option<BurstSchedule>) -> Parts {
+        let mut load = LoadStats::new(3);
+        for v in 1..=1000u64 {
+            // 1..1000 µs, uniform
+            load.latency.ingest_to_fanout_ns.record(v * 1000).unwrap();
+            load.latency.e2e_ns.record(v * 2000).unwrap();
+        }
+        load.latency.e2e_quiet_ns.record(5_000).unwrap();
+        load.latency.e2e_burst_ns.record(50_000).unwrap();
+        load.clients[0].connected = true;
+        load.clients[0].messages = 10;
+        load.clients[0].by_type[0] = 10;
+        load.clients[1].connected = true;
+        load.clients[1].messages = 30;
+        load.clients[1].by_type[1] = 30;
+        load.clients[1].close_code = Some(1008);
+        load.clients[2].failed = true;
+        Parts {
+            input: "test".into(),
+            rate_target_per_s: Some(1000.0),
+            frames_in: 4000,
+            window_s: 2.0,
+            clients: 3,
+            connected: 2,
+            scenario: Scenario::All,
+            load,
+            engine_stages: BTreeMap::new(),
+            floor: FloorReport {
+                ring: floor(0.5),
+                tcp: floor(10.0),
+                cores: FloorCores::default(),
+            },
+            burst,
+            drops: BTreeMap::from([("fanout".to_string(), 3)]),
+            drops_total: BTreeMap::from([("fanout".to_string(), 7)]),
+            conflations: 4,
+            slow_client_closes: 1,
+            fanout_messages_sent: 40,
+            cpu: Vec::new(),
+            rss_peak_bytes: Some(64 << 20),
+            books_synced: 5,
+        }
+    }
+
+    #[test]
+    fn json_has_the_figures() {
+        let r = build(parts(None));
+        let v = r.to_json();
+        assert_eq!(v["rate_target"], 1000.0);
+        assert_eq!(v["rate_in"], 2000.0);
+        assert_eq!(v["events_out"], 40);
+        assert_eq!(v["events_out_per_s"], 20.0);
+        assert_eq!(v["clients"], 3);
+        // uniform 1..1000 µs: p50 ~500, p99 ~990, max 1000 (3 significant digits)
+        let p50 = v["internal_us"]["p50"].as_f64().unwrap();
+        assert!((499.0..=501.0).contains(&p50), "{p50}");
+        let p99 = v["internal_us"]["p99"].as_f64().unwrap();
+        assert!((989.0..=991.0).contains(&p99), "{p99}");
+        let max = v["internal_us"]["max"].as_f64().unwrap();
+        assert!((999.0..=1001.0).contains(&max), "{max}");
+        let e2e = v["e2e_us"]["p50"].as_f64().unwrap();
+        assert!((998.0..=1002.0).contains(&e2e), "{e2e}");
+        assert_eq!(
+            v["stages_us"]["ingest_to_fanout"]["p50"],
+            v["internal_us"]["p50"]
+        );
+        assert_eq!(v["stages_us"]["fanout_to_client"]["count"], 0);
+        assert_eq!(v["floor_us"]["tcp_hop_p50"], 10.0);
+        assert_eq!(v["floor_us"]["path_p50"], 21.0);
+        assert!(v["trade_isolation"].is_null());
+        assert_eq!(v["drops"]["fanout"], 3);
+        assert_eq!(v["drops_total"]["fanout"], 7);
+        assert_eq!(v["per_client"]["min_messages"], 10);
+        assert_eq!(v["per_client"]["max_messages"], 30);
+        assert_eq!(v["per_client"]["closes"]["1008"], 1);
+        assert_eq!(v["per_client"]["failed"], 1);
+        assert_eq!(v["messages_by_type"]["trade"], 10);
+        assert_eq!(v["messages_by_type"]["book_change"], 30);
+        assert_eq!(v["rss_peak_mib"], 64.0);
+    }
+
+    #[test]
+    fn trade_isolation_with_a_burst_schedule() {
+        let b = BurstSchedule {
+            start_wall_ns: 0,
+            period_ns: 10,
+            length_ns: 1,
+        };
+        let r = build(parts(Some(b)));
+        let v = r.to_json();
+        // 3 significant digits: a bucket's highest equivalent value
+        let quiet = v["trade_isolation"]["quiet_p99_us"].as_f64().unwrap();
+        let burst = v["trade_isolation"]["burst_p99_us"].as_f64().unwrap();
+        assert!((5.0..5.01).contains(&quiet), "{quiet}");
+        assert!((50.0..50.1).contains(&burst), "{burst}");
+        let t = r.table();
+        assert!(
+            t.contains("trade quiet") && t.contains("trade burst"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn table_shows_ratios_to_the_floor() {
+        let t = build(parts(None)).table();
+        // internal p50 ~500 µs over a 21 µs path floor
+        assert!(t.contains("23.8x"), "{t}");
+        assert!(t.contains("path (2 tcp + 2 ring) p50 21.000"), "{t}");
+        assert!(t.contains("e2e (trade)"), "{t}");
     }
 }
