@@ -109,6 +109,59 @@ enum Command {
         #[arg(long)]
         no_pin: bool,
     },
+    /// Simulator, engine and load clients in one process: input rate, messages delivered,
+    /// latency percentiles beside the physical floor (rtrb and loopback TCP ping-pong),
+    /// drops per queue, CPU per thread, peak RSS. A table on stdout, or with --json exactly
+    /// one JSON object (latencies in µs, rates per second); progress on stderr.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Target input rate, frames/s over all feeds (recordings: the recorded pace is scaled
+    /// to it); 0 < R <= 10,000,000.
+    #[arg(long, value_name = "R", default_value_t = 100_000.0)]
+    rate: f64,
+    /// Load clients.
+    #[arg(long, value_name = "K", default_value_t = 100)]
+    clients: usize,
+    /// Measured window, seconds.
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    duration: f64,
+    /// Warm-up before the window, seconds.
+    #[arg(long, value_name = "S", default_value_t = 2.0)]
+    warmup: f64,
+    /// L2 bursts of the synthetic input: FACTORx:DURATION/PERIOD, units ms|s (10x:1s/10s).
+    #[arg(long, value_name = "SPEC", value_parser = clap::value_parser!(pinfeed::bench::BurstSpec))]
+    burst: Option<pinfeed::bench::BurstSpec>,
+    /// Recordings to loop (default: every bundled recording).
+    #[arg(long = "recording", value_name = "FILE", num_args = 1..)]
+    recordings: Vec<PathBuf>,
+    /// Use the synthetic simulator instead of recordings.
+    #[arg(long, conflicts_with = "recordings")]
+    synthetic: bool,
+    /// `all`: every client subscribes to everything; `fanout`: each client one symbol's
+    /// trades and quotes, round-robin.
+    #[arg(long, value_enum, default_value = "all")]
+    scenario: ScenarioArg,
+    /// Threads of the load clients (0: 1 up to 100 clients, else 2).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    load_threads: usize,
+    /// Length of each floor measurement, seconds.
+    #[arg(long, value_name = "S", default_value_t = 1.0)]
+    floor_duration: f64,
+    /// Pin the engine's hot threads and the floor's threads to the default cores.
+    #[arg(long)]
+    pin: bool,
+    /// Print exactly one JSON object on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Copy, Clone, clap::ValueEnum)]
+enum ScenarioArg {
+    All,
+    Fanout,
 }
 
 /// `--rate`: a finite number of frames per second above 0.
@@ -210,7 +263,54 @@ fn try_main(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             pinfeed::run::run_until_ctrl_c(&cfg)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench(args) => bench(args),
     }
+}
+
+/// Seconds from a flag; out-of-range values become a refusal naming the flag.
+fn seconds(flag: &str, s: f64) -> Result<std::time::Duration, String> {
+    std::time::Duration::try_from_secs_f64(s)
+        .map_err(|_| format!("{flag}: `{s}` is not a number of seconds >= 0"))
+}
+
+fn bench(a: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    use pinfeed::bench::{BenchInput, BenchOptions, Scenario};
+    let input = if a.synthetic {
+        BenchInput::Synthetic {
+            rate_per_s: a.rate,
+            burst: a.burst,
+        }
+    } else {
+        if a.burst.is_some() {
+            return Err("--burst: bursts need the synthetic input (--synthetic)".into());
+        }
+        BenchInput::Recording {
+            paths: a.recordings,
+            rate_per_s: Some(a.rate),
+        }
+    };
+    let opts = BenchOptions {
+        input,
+        clients: a.clients,
+        duration: seconds("--duration", a.duration)?,
+        warmup: seconds("--warmup", a.warmup)?,
+        scenario: match a.scenario {
+            ScenarioArg::All => Scenario::All,
+            ScenarioArg::Fanout => Scenario::Fanout,
+        },
+        load_threads: a.load_threads,
+        floor_duration: seconds("--floor-duration", a.floor_duration)?,
+        pin: a.pin,
+    };
+    let report = pinfeed::bench::run(&opts)?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", report.to_json())?;
+    } else {
+        write!(out, "{}", report.table())?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn replay(

@@ -23,7 +23,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::book::BookEngine;
 use crate::config::{Config, WaitMode};
-use crate::fanout::{FanoutMsg, Server, StopHandle};
+use crate::fanout::{FanoutMsg, FanoutStats, Server, StopHandle};
 use crate::ingest::rest::{RestClient, RestConnection, RestWorker};
 use crate::ingest::{ConnectOptions, Ingest, IngestItem, tls};
 use crate::model::{Exchange, InstrumentId, Instruments};
@@ -257,6 +257,8 @@ pub struct RunHandle {
     pub local_addr: Option<SocketAddr>,
     /// With [`RunOptions::external_fanout`]: the consumer of the book thread's output.
     pub fanout: Option<rtrb::Consumer<FanoutMsg>>,
+    /// The fan-out server's counters (`None` with [`RunOptions::external_fanout`]).
+    pub fanout_stats: Option<Arc<FanoutStats>>,
     stop_ingest: Arc<AtomicBool>,
     stop_rest: Arc<AtomicBool>,
     stop_status: Arc<AtomicBool>,
@@ -350,6 +352,7 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
     let local_addr = server.as_ref().map(|(s, _)| s.local_addr());
     let fanout_waker = server.as_ref().map(|(s, _)| s.waker());
     let fanout_stop = server.as_ref().map(|(s, _)| s.stop_handle());
+    let fanout_stats = server.as_ref().map(|(s, _)| s.stats());
 
     let (rest_req_tx, rest_req_rx) = crossbeam_channel::bounded(4096);
     let mut control_txs = Vec::new();
@@ -454,6 +457,7 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
         instruments,
         local_addr,
         fanout: fanout_consumer,
+        fanout_stats,
         stop_ingest,
         stop_rest,
         stop_status,
