@@ -120,10 +120,10 @@ enum Command {
 struct BenchArgs {
     /// Target input rate, frames/s over all feeds (recordings: the recorded pace is scaled
     /// to it); 0 < R <= 10,000,000.
-    #[arg(long, value_name = "R", default_value_t = 100_000.0)]
+    #[arg(long, value_name = "R", default_value_t = 10_000.0)]
     rate: f64,
     /// Load clients.
-    #[arg(long, value_name = "K", default_value_t = 100)]
+    #[arg(long, value_name = "K", default_value_t = 1)]
     clients: usize,
     /// Measured window, seconds.
     #[arg(long, value_name = "S", default_value_t = 10.0)]
@@ -132,12 +132,20 @@ struct BenchArgs {
     #[arg(long, value_name = "S", default_value_t = 2.0)]
     warmup: f64,
     /// L2 bursts of the synthetic input: FACTORx:DURATION/PERIOD, units ms|s (10x:1s/10s).
-    #[arg(long, value_name = "SPEC", value_parser = clap::value_parser!(pinfeed::bench::BurstSpec))]
-    burst: Option<pinfeed::bench::BurstSpec>,
-    /// Recordings to loop (default: every bundled recording).
+    #[arg(long, value_name = "SPEC", conflicts_with = "recordings")]
+    burst: Option<pinfeed::sim::synthetic::Burst>,
+    /// Seed of the synthetic market model.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        conflicts_with = "recordings"
+    )]
+    seed: u64,
+    /// Loop these recordings instead of synthetic flow.
     #[arg(long = "recording", value_name = "FILE", num_args = 1..)]
     recordings: Vec<PathBuf>,
-    /// Use the synthetic simulator instead of recordings.
+    /// Synthetic flow (the default; kept for explicit command lines).
     #[arg(long, conflicts_with = "recordings")]
     synthetic: bool,
     /// `all`: every client subscribes to everything; `fanout`: each client one symbol's
@@ -275,15 +283,13 @@ fn seconds(flag: &str, s: f64) -> Result<std::time::Duration, String> {
 
 fn bench(a: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     use pinfeed::bench::{BenchInput, BenchOptions, Scenario};
-    let input = if a.synthetic {
+    let input = if a.recordings.is_empty() {
         BenchInput::Synthetic {
             rate_per_s: a.rate,
             burst: a.burst,
+            seed: a.seed,
         }
     } else {
-        if a.burst.is_some() {
-            return Err("--burst: bursts need the synthetic input (--synthetic)".into());
-        }
         BenchInput::Recording {
             paths: a.recordings,
             rate_per_s: Some(a.rate),

@@ -1,5 +1,5 @@
 //! `pinfeed bench`: the load clients against the real fan-out server (engine on the recorded
-//! simulator), the binary's JSON report, and its refusals.
+//! simulator), the binary's JSON report (synthetic input with bursts), and its refusals.
 
 mod util;
 
@@ -24,6 +24,7 @@ fn load_clients_against_the_engine() {
         speed: 0.0,
         looped: false,
         ca_key: None,
+        synthetic: None,
     };
     // The simulator writes the engine's config, then goes away until the clients are
     // connected, so that every client sees the whole recording.
@@ -138,6 +139,10 @@ fn json_report_is_one_object_with_every_field() {
         "1",
         "--floor-duration",
         "0.3",
+        "--rate",
+        "5000",
+        "--burst",
+        "4x:200ms/1s",
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -150,7 +155,7 @@ fn json_report_is_one_object_with_every_field() {
             .and_then(|x| x.as_f64())
             .unwrap_or_else(|| panic!("{p} missing in {v}"))
     };
-    assert_eq!(num("/rate_target"), 100_000.0);
+    assert_eq!(num("/rate_target"), 5000.0);
     assert!(num("/rate_in") > 0.0);
     assert!(num("/events_out") > 0.0);
     assert_eq!(num("/clients"), 2.0);
@@ -161,6 +166,9 @@ fn json_report_is_one_object_with_every_field() {
         }
     }
     assert!(num("/internal_us/p50") > 0.0);
+    // synthetic trade ids are send stamps: end-to-end latency has samples
+    assert!(num("/e2e_us/p50") > 0.0);
+    assert!(num("/e2e_us/max") >= num("/e2e_us/p50"));
     assert!(num("/internal_us/max") >= num("/internal_us/p99"));
     let stages = v["stages_us"].as_object().unwrap();
     assert!(!stages.is_empty());
@@ -169,8 +177,9 @@ fn json_report_is_one_object_with_every_field() {
     }
     assert!(num("/floor_us/ring_hop_p50") > 0.0);
     assert!(num("/floor_us/tcp_hop_p50") > 0.0);
-    // no burst configured: no trade isolation figures
-    assert!(v["trade_isolation"].is_null());
+    // a burst configured: trades split by send time into quiet and burst windows
+    assert!(num("/trade_isolation/quiet_p99_us") > 0.0);
+    assert!(num("/trade_isolation/burst_p99_us") > 0.0);
     let drops = v["drops"].as_object().unwrap();
     assert!(drops.contains_key("fanout"), "{drops:?}");
     assert!(drops.values().all(|d| d.is_u64()));
@@ -208,13 +217,15 @@ fn bad_flags_are_refused() {
     for (args, needle) in [
         (&["--burst", "10x:1s"][..], "--burst"),
         (&["--burst", "10x:1s/10m", "--synthetic"], "--burst"),
-        (&["--burst", "10x:1s/10s"], "synthetic"),
+        (
+            &["--burst", "10x:1s/10s", "--recording", "x.jsonl.zst"],
+            "--burst",
+        ),
         (&["--rate", "0"], "--rate"),
         (&["--rate=-5"], "--rate"),
         (&["--rate", "20000000"], "--rate"),
         (&["--clients", "0"], "--clients"),
         (&["--duration", "0"], "--duration"),
-        (&["--synthetic"], "not available"),
     ] {
         let e = refused(&bench(args));
         assert!(e.contains(needle), "{args:?}: {e}");

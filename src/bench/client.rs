@@ -181,26 +181,7 @@ pub fn scan(msg: &[u8]) -> Scanned {
     out
 }
 
-/// A burst schedule of the input, for splitting trade latencies into quiet and burst.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BurstSchedule {
-    /// Wall clock of the first burst's start, unix ns.
-    pub start_wall_ns: i64,
-    /// Time from one burst's start to the next, ns (> 0).
-    pub period_ns: i64,
-    /// Length of each burst, ns (<= `period_ns`).
-    pub length_ns: i64,
-}
-
-impl BurstSchedule {
-    /// Whether a message sent at `wall_ns` was sent during a burst.
-    pub fn in_burst(&self, wall_ns: i64) -> bool {
-        if wall_ns < self.start_wall_ns || self.period_ns <= 0 {
-            return false;
-        }
-        (wall_ns - self.start_wall_ns) % self.period_ns < self.length_ns
-    }
-}
+pub use crate::sim::synthetic::BurstSchedule;
 
 /// What the load clients measure.
 pub struct LoadStats {
@@ -750,7 +731,7 @@ fn on_message(
         let sent = id as i64;
         Latencies::record(&mut lat.e2e_ns, neg, recv_wall_ns, sent);
         if let Some(b) = burst {
-            let h = if b.in_burst(sent) {
+            let h = if b.in_burst_wall_ns(sent) {
                 &mut lat.e2e_burst_ns
             } else {
                 &mut lat.e2e_quiet_ns
@@ -830,21 +811,6 @@ mod tests {
         assert!(!is_send_stamp(2_280_000_001_739_247_417, now));
         assert!(!is_send_stamp(173_525_189, now));
         assert!(!is_send_stamp(u64::MAX, now));
-    }
-
-    #[test]
-    fn burst_schedule() {
-        let b = BurstSchedule {
-            start_wall_ns: 1_000,
-            period_ns: 10_000,
-            length_ns: 1_000,
-        };
-        assert!(!b.in_burst(999));
-        assert!(b.in_burst(1_000));
-        assert!(b.in_burst(1_999));
-        assert!(!b.in_burst(2_000));
-        assert!(b.in_burst(11_500));
-        assert!(!b.in_burst(10_999));
     }
 
     #[test]

@@ -6,9 +6,9 @@
 //!    ephemeral ports; the soft fd limit is raised up to the hard one first);
 //! 2. the floor ([`floor`]): an `rtrb` ping-pong and a loopback TCP ping-pong, ~1 s each, on
 //!    the engine's book and fan-out cores, before any load runs;
-//! 3. the input ([`BenchInput`]): today the recorded simulator, looped, its pace set so the
-//!    recorded frame rate times the speed gives `--rate`; the synthetic simulator plugs in
-//!    at [`BenchInput::Synthetic`];
+//! 3. the input ([`BenchInput`]): the recorded simulator, looped, its pace set so the
+//!    recorded frame rate times the speed gives `--rate`, or synthetic flow at `--rate`
+//!    with `--burst` ([`BenchInput::Synthetic`], the default);
 //! 4. the engine (`run::start`, fan-out on 127.0.0.1:0) and the load clients ([`client`]),
 //!    subscribed to everything (`--scenario all`) or to one symbol's trades and quotes each
 //!    (`--scenario fanout`), with `withSeq` and `withLatency`;
@@ -28,7 +28,6 @@ mod report;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -39,6 +38,7 @@ use crate::model::{Exchange, Instruments};
 use crate::run::{self, RunError, RunHandle, RunOptions};
 use crate::sim::recording::{Record, Recording, RecordingError};
 use crate::sim::server::{SimError, SimOptions, Simulator};
+use crate::sim::synthetic::{Burst, SyntheticOptions};
 use client::{LoadHandle, LoadOptions};
 use floor::{FloorCores, FloorError};
 
@@ -58,13 +58,15 @@ pub enum BenchInput {
         /// Target input rate, frames per second over all feeds; `None`: as fast as possible.
         rate_per_s: Option<f64>,
     },
-    /// The synthetic simulator at a set rate, optionally with L2 bursts. Not available yet:
-    /// [`run`] returns [`BenchError::NotAvailable`].
+    /// The synthetic simulator ([`crate::sim::synthetic`]) at a set rate, optionally with L2
+    /// bursts. Its trade ids are send stamps, so trades give end-to-end latency.
     Synthetic {
-        /// Target input rate, frames per second.
+        /// Target input rate, frames per second over all feeds.
         rate_per_s: f64,
         /// L2 bursts.
-        burst: Option<BurstSpec>,
+        burst: Option<Burst>,
+        /// Seed of the market model.
+        seed: u64,
     },
 }
 
@@ -90,70 +92,13 @@ pub enum Scenario {
     Fanout,
 }
 
-/// An L2 burst: `factor` times the base rate for `length` every `period`
-/// (`--burst 10x:1s/10s`).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BurstSpec {
-    /// Rate multiplier during a burst (> 1).
-    pub factor: f64,
-    /// Length of each burst (> 0, at most `period`).
-    pub length: Duration,
-    /// Time from one burst's start to the next (> 0).
-    pub period: Duration,
-}
-
-impl FromStr for BurstSpec {
-    type Err = String;
-
-    /// Parses `FACTORx:DURATION/PERIOD`, durations in `ms` or `s` (`10x:1s/10s`,
-    /// `4x:250ms/2s`, `2.5x:1.5s/5s`).
-    fn from_str(s: &str) -> Result<BurstSpec, String> {
-        let usage =
-            || format!("`{s}` is not a burst spec FACTORx:DURATION/PERIOD (e.g. 10x:1s/10s)");
-        let (factor, rest) = s.split_once(':').ok_or_else(usage)?;
-        let factor: f64 = factor
-            .strip_suffix('x')
-            .ok_or_else(usage)?
-            .parse()
-            .map_err(|_| usage())?;
-        let (length, period) = rest.split_once('/').ok_or_else(usage)?;
-        let dur = |t: &str| -> Result<Duration, String> {
-            let (n, unit) = if let Some(n) = t.strip_suffix("ms") {
-                (n, 1e-3)
-            } else if let Some(n) = t.strip_suffix('s') {
-                (n, 1.0)
-            } else {
-                return Err(usage());
-            };
-            let v: f64 = n.parse().map_err(|_| usage())?;
-            if !v.is_finite() || v <= 0.0 || v * unit > 86_400.0 {
-                return Err(format!("`{t}` must be a positive duration up to a day"));
-            }
-            Ok(Duration::from_secs_f64(v * unit))
-        };
-        let (length, period) = (dur(length)?, dur(period)?);
-        if !factor.is_finite() || factor <= 1.0 || factor > 1000.0 {
-            return Err(format!(
-                "burst factor in `{s}` must be above 1 and at most 1000"
-            ));
-        }
-        if length > period {
-            return Err(format!("burst length in `{s}` is longer than its period"));
-        }
-        Ok(BurstSpec {
-            factor,
-            length,
-            period,
-        })
-    }
-}
-
 /// Everything a bench run needs. [`BenchOptions::default`] is `pinfeed bench` without flags.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BenchOptions {
-    /// The input. Default: every bundled recording at 100,000 frames/s.
+    /// The input. Default: synthetic flow at 10,000 frames/s, no bursts (the latency
+    /// scenario).
     pub input: BenchInput,
-    /// Load clients (>= 1). Default 100.
+    /// Load clients (>= 1). Default 1.
     pub clients: usize,
     /// Measured window. Default 10 s.
     pub duration: Duration,
@@ -173,11 +118,12 @@ pub struct BenchOptions {
 impl Default for BenchOptions {
     fn default() -> Self {
         BenchOptions {
-            input: BenchInput::Recording {
-                paths: Vec::new(),
-                rate_per_s: Some(100_000.0),
+            input: BenchInput::Synthetic {
+                rate_per_s: 10_000.0,
+                burst: None,
+                seed: 1,
             },
-            clients: 100,
+            clients: 1,
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(2),
             scenario: Scenario::All,
@@ -229,9 +175,6 @@ pub enum BenchError {
         /// Most clients allowed.
         max_clients: u64,
     },
-    /// A part of the bench that is not built yet.
-    #[error("{0} is not available yet")]
-    NotAvailable(&'static str),
     /// A recording could not be read.
     #[error(transparent)]
     Recording(#[from] RecordingError),
@@ -468,6 +411,79 @@ fn counters(handle: &RunHandle) -> Counters {
     }
 }
 
+/// The simulator's input, resolved from [`BenchInput`].
+struct Source {
+    recordings: Vec<Recording>,
+    speed: f64,
+    synthetic: Option<SyntheticOptions>,
+    /// For the report: what was served.
+    label: String,
+}
+
+impl Source {
+    fn open(input: &BenchInput) -> Result<Source, BenchError> {
+        match input {
+            BenchInput::Synthetic {
+                rate_per_s,
+                burst,
+                seed,
+            } => Ok(Source {
+                recordings: Vec::new(),
+                speed: 1.0,
+                synthetic: Some(SyntheticOptions {
+                    rate_per_s: *rate_per_s,
+                    burst: *burst,
+                    seed: *seed,
+                    ..SyntheticOptions::default()
+                }),
+                label: match burst {
+                    Some(b) => format!(
+                        "synthetic ({rate_per_s:.0} frames/s, L2 x{} for {:?} every {:?})",
+                        b.factor, b.length, b.period
+                    ),
+                    None => format!("synthetic ({rate_per_s:.0} frames/s)"),
+                },
+            }),
+            BenchInput::Recording { paths, rate_per_s } => {
+                let paths = if paths.is_empty() {
+                    crate::sim::recording::bundled_recordings().map_err(|e| {
+                        BenchError::Load(format!(
+                            "listing {}: {e}",
+                            crate::sim::recording::data_dir().display()
+                        ))
+                    })?
+                } else {
+                    paths.clone()
+                };
+                let recordings = paths
+                    .iter()
+                    .map(|p| Recording::open(p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let recorded = recorded_rate_per_s(&recordings);
+                let speed = match rate_per_s {
+                    Some(r) if recorded > 0.0 => r / recorded,
+                    _ => 0.0,
+                };
+                let label = format!(
+                    "recording ({} files, {recorded:.0} frames/s recorded, speed {})",
+                    paths.len(),
+                    if speed > 0.0 {
+                        format!("{speed:.1}x")
+                    } else {
+                        "max".into()
+                    }
+                );
+                Ok(Source {
+                    recordings,
+                    speed,
+                    synthetic: None,
+                    label,
+                })
+            }
+        }
+    }
+}
+
 fn progress(msg: impl std::fmt::Display) {
     eprintln!("bench: {msg}");
 }
@@ -480,34 +496,7 @@ fn progress(msg: impl std::fmt::Display) {
 pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
     opts.validate()?;
     check_limits(opts.clients)?;
-    let (paths, rate) = match &opts.input {
-        BenchInput::Recording { paths, rate_per_s } => (paths.clone(), *rate_per_s),
-        BenchInput::Synthetic { .. } => {
-            return Err(BenchError::NotAvailable(
-                "the synthetic input (--synthetic, --burst)",
-            ));
-        }
-    };
-    let paths = if paths.is_empty() {
-        crate::sim::recording::bundled_recordings().map_err(|e| {
-            BenchError::Load(format!(
-                "listing {}: {e}",
-                crate::sim::recording::data_dir().display()
-            ))
-        })?
-    } else {
-        paths
-    };
-    let recordings = paths
-        .iter()
-        .map(|p| Recording::open(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let recorded = recorded_rate_per_s(&recordings);
-    let speed = match rate {
-        Some(r) if recorded > 0.0 => r / recorded,
-        _ => 0.0,
-    };
-
+    let source = Source::open(&opts.input)?;
     // the floor, on the engine's cores, before any load
     let cpu = crate::config::CpuConfig::default();
     let cores = if opts.pin {
@@ -530,13 +519,15 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
     let tcp = floor::tcp_hop(opts.floor_duration, cores)?;
 
     let sim = Simulator::start(SimOptions {
-        recordings,
+        recordings: source.recordings,
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         tls: false,
-        speed,
+        speed: source.speed,
         looped: true,
         ca_key: None,
+        synthetic: source.synthetic,
     })?;
+    let burst = sim.synthetic().and_then(|s| s.schedule());
     let mut cfg = Config::parse(&sim.config_toml(None))?;
     cfg.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     cfg.server.max_clients = cfg.server.max_clients.max(opts.clients + 64);
@@ -552,15 +543,9 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
         .local_addr
         .ok_or_else(|| BenchError::Load("the engine has no client listener".into()))?;
     progress(format_args!(
-        "simulator on {} ({} recordings, {:.0} frames/s recorded, speed {}), engine on {addr}",
+        "simulator on {} ({}), engine on {addr}",
         sim.addr(),
-        paths.len(),
-        recorded,
-        if speed > 0.0 {
-            format!("{speed:.1}x")
-        } else {
-            "max".into()
-        }
+        source.label
     ));
 
     let targets = client_targets(&handle.instruments, opts.scenario, opts.clients);
@@ -573,7 +558,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
         addr,
         targets,
         threads,
-        burst: None,
+        burst,
     })
     .map_err(|e| BenchError::Load(e.to_string()))?;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -620,17 +605,8 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
         drops_total.insert(q.name().to_string(), q.dropped());
     }
     Ok(report::build(report::Parts {
-        input: format!(
-            "recording ({} files, {:.0} frames/s recorded, speed {})",
-            paths.len(),
-            recorded,
-            if speed > 0.0 {
-                format!("{speed:.1}x")
-            } else {
-                "max".into()
-            }
-        ),
-        rate_target_per_s: rate,
+        input: source.label,
+        rate_target_per_s: opts.input.rate_per_s(),
         frames_in: end.frames_in.saturating_sub(start.frames_in),
         window_s,
         clients: opts.clients,
@@ -639,7 +615,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
         load: stats,
         engine_stages: stages,
         floor: FloorReport { ring, tcp, cores },
-        burst: None,
+        burst,
         drops,
         drops_total,
         conflations: end.conflations.saturating_sub(start.conflations),
@@ -656,43 +632,6 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn burst_specs() {
-        let b: BurstSpec = "10x:1s/10s".parse().unwrap();
-        assert_eq!(
-            b,
-            BurstSpec {
-                factor: 10.0,
-                length: Duration::from_secs(1),
-                period: Duration::from_secs(10)
-            }
-        );
-        let b: BurstSpec = "2.5x:250ms/2s".parse().unwrap();
-        assert_eq!(
-            (b.factor, b.length, b.period),
-            (2.5, Duration::from_millis(250), Duration::from_secs(2))
-        );
-        for bad in [
-            "",
-            "10x",
-            "10:1s/10s",
-            "x:1s/10s",
-            "10x:1s",
-            "10x:1/10s",
-            "10x:1s/10m",
-            "10x:0s/10s",
-            "10x:-1s/10s",
-            "10x:11s/10s",
-            "1x:1s/10s",
-            "0.5x:1s/2s",
-            "nanx:1s/2s",
-            "10x:1s/2s/3s",
-            "10x:1e9s/2e9s",
-        ] {
-            assert!(bad.parse::<BurstSpec>().is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn option_ranges() {
@@ -737,20 +676,6 @@ mod tests {
             "{e}"
         );
         assert!(e.starts_with(&format!("--clients {clients}:")), "{e}");
-    }
-
-    #[test]
-    fn synthetic_is_not_available_yet() {
-        let opts = BenchOptions {
-            input: BenchInput::Synthetic {
-                rate_per_s: 1000.0,
-                burst: None,
-            },
-            clients: 1,
-            ..BenchOptions::default()
-        };
-        let e = run(&opts).unwrap_err();
-        assert!(matches!(e, BenchError::NotAvailable(_)), "{e}");
     }
 
     /// The decoded `options` of a request target.

@@ -514,9 +514,9 @@ mod tests {
     #[test]
     fn trade_isolation_with_a_burst_schedule() {
         let b = BurstSchedule {
+            burst: "10x:1s/10s".parse().unwrap(),
+            start: std::time::Instant::now(),
             start_wall_ns: 0,
-            period_ns: 10,
-            length_ns: 1,
         };
         let r = build(parts(Some(b)));
         let v = r.to_json();
