@@ -94,6 +94,8 @@ fn stamps(ms: i64) -> Stamps {
         exch_ts_ns: ms * 1_000_000,
         recv_ts_ns: (ms + 5) * 1_000_000,
         recv_mono_ns: 77,
+        push_delta_ns: 0,
+        applied_delta_ns: 0,
     }
 }
 

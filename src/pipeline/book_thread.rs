@@ -39,6 +39,7 @@ use rtrb::Consumer;
 
 use crate::book::{BookEngine, Disposition, ResyncReason, SyncState};
 use crate::fanout::FanoutMsg;
+use crate::metrics::{Stage, StageRecorder, offset_ns, stamps_mut};
 use crate::model::{BookBegin, BookEnd, BookSide, Event, Exchange, InstrumentId, Level, Stamps};
 
 use crate::ingest::IngestControl;
@@ -118,6 +119,7 @@ pub struct BookThread {
     resyncs: Vec<InstrumentId>,
     batch: Vec<IngestItem>,
     pushed: bool,
+    latency: Option<StageRecorder>,
 }
 
 impl BookThread {
@@ -167,6 +169,33 @@ impl BookThread {
             resyncs: Vec::with_capacity(n),
             batch: Vec::with_capacity(BATCH),
             pushed: false,
+            latency: None,
+        }
+    }
+
+    /// Records [`Stage::PushToApplied`] with `recorder` and stamps `applied_delta_ns` on what
+    /// is published (`None`: no stamping).
+    pub fn with_latency(mut self, recorder: Option<StageRecorder>) -> BookThread {
+        self.latency = recorder;
+        self
+    }
+
+    /// Stamps `st` as applied now and records push → applied (when latency is on and the
+    /// event has a read stamp).
+    #[inline]
+    fn stamp_applied(&mut self, st: &mut Stamps) {
+        let Some(rec) = &mut self.latency else { return };
+        if st.recv_mono_ns == 0 {
+            return;
+        }
+        let now = mono_ns();
+        st.applied_delta_ns = offset_ns(st.recv_mono_ns, now);
+        if st.push_delta_ns != 0 {
+            rec.record_between(
+                Stage::PushToApplied,
+                st.recv_mono_ns + st.push_delta_ns as u64,
+                now,
+            );
         }
     }
 
@@ -212,6 +241,9 @@ impl BookThread {
         }
         self.publish_stats();
         self.wake_fanout_now();
+        if let Some(rec) = self.latency.take() {
+            rec.finish();
+        }
         self.engine
     }
 
@@ -314,13 +346,18 @@ impl BookThread {
         }
         let synced = self.engine.state(id) == Some(SyncState::Synced);
         if self.engine.last_message_applied() && synced && id.index() < self.stale.len() {
-            self.last_stamps[id.index()] = begin.stamps;
+            let mut stamps = begin.stamps;
+            self.stamp_applied(&mut stamps);
+            self.last_stamps[id.index()] = stamps;
             if self.engine.disposition() == Disposition::ApplySnapshot {
-                self.publish_snapshot(id, begin.stamps, false);
+                self.publish_snapshot(id, stamps, false);
             } else if self.published_valid[id.index()] && !self.stale[id.index()] {
                 self.scratch.clear();
                 self.scratch
                     .extend(message.iter().map(|e| FanoutMsg::Event(*e)));
+                if let Some(FanoutMsg::Event(Event::BookBegin(b))) = self.scratch.first_mut() {
+                    b.stamps = stamps;
+                }
                 self.publish_book(id, false);
             }
         }
@@ -328,8 +365,15 @@ impl BookThread {
         self.inputs[i].message = message;
     }
 
-    fn apply_simple(&mut self, ev: Event) {
+    fn apply_simple(&mut self, mut ev: Event) {
         self.engine.on_event(&ev);
+        if self.latency.is_some() {
+            if let Some(st) = stamps_mut(&mut ev) {
+                let mut s = *st;
+                self.stamp_applied(&mut s);
+                *st = s;
+            }
+        }
         let msg = match ev {
             Event::Trade(_) => {
                 bump(&self.stats.trades, 1);
@@ -341,7 +385,12 @@ impl BookThread {
                     return;
                 }
                 match self.engine.ticker(t.instrument) {
-                    Some(state) => FanoutMsg::Ticker(*state),
+                    Some(state) => {
+                        let mut state = *state;
+                        // the merged state carries this update's stamps
+                        state.merged.stamps = t.stamps;
+                        FanoutMsg::Ticker(state)
+                    }
                     None => return,
                 }
             }
@@ -551,6 +600,9 @@ impl BookThread {
         }
         self.publish_stats();
         self.wake_fanout();
+        if let Some(rec) = &mut self.latency {
+            rec.tick(now_ns);
+        }
     }
 
     fn publish_stats(&self) {
