@@ -63,6 +63,9 @@ def stage_of(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
+# values at or over this (us) are the histograms' 60 s ceiling
+CLAMPED_US = 59_990_000.0
+
 PERCENTILE_TICKS = [(1, "0%"), (10, "90%"), (100, "99%"), (1e3, "99.9%"), (1e4, "99.99%"),
                     (1e5, "99.999%"), (1e6, "99.9999%")]
 
@@ -226,12 +229,19 @@ def main():
         series.append((stage_of(path), rows, total))
         by_percentile(plt, [series[-1]], f"pinfeed {stage_of(path)} latency by percentile",
                       os.path.join(out, stage_of(path) + ".png"))
-    by_percentile(plt, [s for s in series if s[2] > 0],
+    # a stage whose every value hit the 60 s ceiling (venue_to_read on an old recording)
+    # would only stretch the shared axis
+    clamped = {s[0] for s in series if s[1] and s[1][0][0] >= CLAMPED_US}
+    for stage in sorted(clamped):
+        print(f"plot_hdr: {stage}: every value is clamped at 60 s; left out of the shared "
+              "charts", file=sys.stderr)
+    by_percentile(plt, [s for s in series if s[2] > 0 and s[0] not in clamped],
                   "pinfeed stage latency by percentile",
                   os.path.join(out, "latency_by_percentile.png"))
     if args.hlog:
         logs = [(stage_of(p), read_hlog(p)) for p in sorted(glob.glob(os.path.join(args.dir,
                                                                                 "*.hlog")))]
+        logs = [(stage, points) for stage, points in logs if stage not in clamped]
         over_time(plt, logs, os.path.join(out, "latency_over_time.png"))
 
 
