@@ -444,7 +444,8 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
         control_txs,
         stats.book.clone(),
     )
-    .with_latency(exporter.recorder(&[Stage::PushToApplied]));
+    .with_latency(exporter.recorder(&[Stage::PushToApplied]))
+    .with_conn_stats(stats.connections.clone());
     let book = pin::spawn("book", core(cpu.book), move || book_thread.run())?;
     let fanout_thread = match server {
         Some((server, consumer)) => Some(pin::spawn("fanout", core(cpu.fanout), move || {

@@ -385,6 +385,23 @@ fn stage_latency_metrics_and_dumps_end_to_end() {
     assert_eq!(value(&samples, "pinfeed_clients", &[]), 1.0);
     assert!(value(&samples, "pinfeed_client_sent_bytes_total", &[]) > 1000.0);
     assert!(value(&samples, "pinfeed_books_synced", &[]) > 0.0);
+    // one connection: its book counters are the totals
+    for (per_conn, total) in [
+        (
+            "pinfeed_connection_book_resyncs_total",
+            "pinfeed_book_resyncs_total",
+        ),
+        (
+            "pinfeed_connection_book_gaps_total",
+            "pinfeed_book_gaps_total",
+        ),
+    ] {
+        assert_eq!(
+            value(&samples, per_conn, &[("feed", "bybit-linear")]),
+            value(&samples, total, &[]),
+            "{per_conn}"
+        );
+    }
     assert_eq!(
         value(&samples, "pinfeed_client_slow_closes_total", &[]),
         0.0

@@ -197,7 +197,7 @@ fn connections(t: &mut Text, run: &RunStats) {
         }
     }
     type Get = fn(&crate::pipeline::ConnStats) -> u64;
-    let simple: [(&'static str, &str, Get); 8] = [
+    let simple: [(&'static str, &str, Get); 11] = [
         (
             "pinfeed_connection_reconnects_total",
             "Connections established after the first one.",
@@ -237,6 +237,21 @@ fn connections(t: &mut Text, run: &RunStats) {
             "pinfeed_connection_binary_frames_total",
             "Binary data frames received.",
             |c| load(&c.binary_frames),
+        ),
+        (
+            "pinfeed_connection_book_gaps_total",
+            "Sequence gaps in the books the connection carries.",
+            |c| load(&c.book_gaps),
+        ),
+        (
+            "pinfeed_connection_book_resyncs_total",
+            "Times a book the connection carries left synced.",
+            |c| load(&c.book_resyncs),
+        ),
+        (
+            "pinfeed_connection_book_checksum_failures_total",
+            "Checksum mismatches in the books the connection carries.",
+            |c| load(&c.book_checksum_failures),
         ),
     ];
     for (name, help, get) in simple {

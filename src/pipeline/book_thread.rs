@@ -120,6 +120,8 @@ pub struct BookThread {
     batch: Vec<IngestItem>,
     pushed: bool,
     latency: Option<StageRecorder>,
+    conn_stats: Vec<Arc<CachePadded<super::ConnStats>>>,
+    conn_sums: Vec<[u64; 3]>,
 }
 
 impl BookThread {
@@ -170,7 +172,17 @@ impl BookThread {
             batch: Vec::with_capacity(BATCH),
             pushed: false,
             latency: None,
+            conn_stats: Vec::new(),
+            conn_sums: Vec::new(),
         }
+    }
+
+    /// Publishes per-connection book counters (gaps, resyncs, checksum failures) into
+    /// `conn_stats[c]` for connection `c`, besides the totals.
+    pub fn with_conn_stats(mut self, conn_stats: Vec<Arc<CachePadded<super::ConnStats>>>) -> Self {
+        self.conn_sums = vec![[0; 3]; conn_stats.len()];
+        self.conn_stats = conn_stats;
+        self
     }
 
     /// Records [`Stage::PushToApplied`] with `recorder` and stamps `applied_delta_ns` on what
@@ -605,9 +617,12 @@ impl BookThread {
         }
     }
 
-    fn publish_stats(&self) {
+    fn publish_stats(&mut self) {
         let (mut books, mut synced, mut snapshots, mut deltas, mut gaps, mut resyncs, mut fails) =
             (0, 0, 0, 0, 0, 0, 0);
+        for sums in &mut self.conn_sums {
+            *sums = [0; 3];
+        }
         for id in self.engine.registered() {
             if !self.is_book.get(id.index()).copied().unwrap_or(false) {
                 continue;
@@ -622,7 +637,19 @@ impl BookThread {
                 gaps += s.gaps;
                 resyncs += s.resyncs.iter().sum::<u64>();
                 fails += s.checksum_fail;
+                if let Some(Some(c)) = self.topo.conn_of.get(id.index()) {
+                    if let Some(sums) = self.conn_sums.get_mut(*c) {
+                        sums[0] += s.gaps;
+                        sums[1] += s.resyncs.iter().sum::<u64>();
+                        sums[2] += s.checksum_fail;
+                    }
+                }
             }
+        }
+        for (c, sums) in self.conn_stats.iter().zip(&self.conn_sums) {
+            c.book_gaps.store(sums[0], Ordering::Relaxed);
+            c.book_resyncs.store(sums[1], Ordering::Relaxed);
+            c.book_checksum_failures.store(sums[2], Ordering::Relaxed);
         }
         let st = &self.stats;
         st.books.store(books, Ordering::Relaxed);
