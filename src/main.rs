@@ -97,9 +97,10 @@ enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 10,
               value_parser = clap::value_parser!(u64).range(1..=86_400))]
         hdr_interval: u64,
-        /// Serve Prometheus text at `GET http://ADDR/metrics`; `off` to disable.
-        #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9101")]
-        metrics_listen: String,
+        /// Serve Prometheus text at `GET http://ADDR/metrics`; `off` to disable. Default
+        /// 127.0.0.1:9101 (when taken, the engine runs without /metrics and says so).
+        #[arg(long, value_name = "ADDR|off")]
+        metrics_listen: Option<String>,
         /// Do not stamp or record stage latency (measures the stamping overhead).
         #[arg(long)]
         no_latency: bool,
@@ -111,6 +112,9 @@ enum WaitArg {
     Spin,
     Backoff,
 }
+
+/// `pinfeed run`'s `/metrics` address when `--metrics-listen` is not given.
+const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9101";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -190,7 +194,10 @@ fn try_main(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                     hdr_interval: Duration::from_secs(hdr_interval),
                     ..LatencyConfig::default()
                 },
-                metrics_listen: parse_metrics_listen(&metrics_listen)?,
+                metrics_listen: parse_metrics_listen(
+                    metrics_listen.as_deref().unwrap_or(DEFAULT_METRICS_LISTEN),
+                )?,
+                metrics_listen_best_effort: metrics_listen.is_none(),
                 ..RunOptions::default()
             };
             pinfeed::run::run_until_ctrl_c_with(&cfg, options)?;

@@ -100,6 +100,11 @@ pub struct RunOptions {
     /// `--metrics-listen`: where `GET /metrics` is served; `None`: not served. Default
     /// `None` here; `pinfeed run` defaults to 127.0.0.1:9101.
     pub metrics_listen: Option<SocketAddr>,
+    /// True: a `metrics_listen` that cannot be bound is reported on stderr and the run goes
+    /// on without `/metrics` (how `pinfeed run` treats its default address, so a second
+    /// engine on a host still starts); false: it is a [`RunError::MetricsBind`]. Default
+    /// false.
+    pub metrics_listen_best_effort: bool,
 }
 
 impl Default for RunOptions {
@@ -113,6 +118,7 @@ impl Default for RunOptions {
             external_fanout: false,
             latency: LatencyConfig::default(),
             metrics_listen: None,
+            metrics_listen_best_effort: false,
         }
     }
 }
@@ -405,17 +411,21 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
     }
     let fanout_stats = server.as_ref().map(|(s, _)| s.stats());
     let metrics = match options.metrics_listen {
-        Some(addr) => Some(
-            MetricsServer::start(
-                addr,
-                Sources {
-                    run: stats.clone(),
-                    fanout: fanout_stats.clone(),
-                    latency: Some(latency.clone()),
-                },
-            )
-            .map_err(|source| RunError::MetricsBind { addr, source })?,
-        ),
+        Some(addr) => {
+            let sources = Sources {
+                run: stats.clone(),
+                fanout: fanout_stats.clone(),
+                latency: Some(latency.clone()),
+            };
+            match MetricsServer::start(addr, sources) {
+                Ok(m) => Some(m),
+                Err(e) if options.metrics_listen_best_effort => {
+                    eprintln!("pinfeed: /metrics not served: {addr}: {e}");
+                    None
+                }
+                Err(source) => return Err(RunError::MetricsBind { addr, source }),
+            }
+        }
         None => None,
     };
     let metrics_addr = metrics.as_ref().map(|m| m.local_addr());
@@ -525,7 +535,8 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(100));
                     if Instant::now() >= next {
-                        eprintln!("{}{}", stats.status_line(), latency_status(&latency));
+                        eprintln!("{}", stats.status_line());
+                        print_latency_status(&latency);
                         next += every;
                     }
                 }
@@ -586,11 +597,8 @@ impl RunHandle {
         if let Some(m) = self.metrics.take() {
             m.stop();
         }
-        eprintln!(
-            "{}{}",
-            self.stats.status_line(),
-            latency_status(&self.latency)
-        );
+        eprintln!("{}", self.stats.status_line());
+        print_latency_status(&self.latency);
         RunReport {
             engine,
             stats: self.stats,
@@ -621,22 +629,29 @@ impl RunHandle {
     }
 }
 
-/// ` read→written p50=12.3us p99=45.6us` from the cumulative histograms; empty when latency
-/// is off or nothing was recorded yet.
-pub fn latency_status(latency: &Latency) -> String {
+/// `read→written p50=12.3us p99=45.6us n=1234` from the cumulative histograms; `None`
+/// when latency is off or nothing was recorded yet.
+pub fn latency_status(latency: &Latency) -> Option<String> {
     if !latency.enabled() {
-        return String::new();
+        return None;
     }
     let snap = latency.snapshot();
     let q = snap.stage(Stage::ReadToWritten);
-    if q.count == 0 {
-        return String::new();
+    (q.count > 0).then(|| {
+        format!(
+            "read→written p50={:.1}us p99={:.1}us n={}",
+            q.p50_ns as f64 / 1e3,
+            q.p99_ns as f64 / 1e3,
+            q.count
+        )
+    })
+}
+
+/// The latency line under the status line (stderr), when there is one.
+fn print_latency_status(latency: &Latency) {
+    if let Some(line) = latency_status(latency) {
+        eprintln!("pinfeed: latency {line}");
     }
-    format!(
-        " read→written p50={:.1}us p99={:.1}us",
-        q.p50_ns as f64 / 1e3,
-        q.p99_ns as f64 / 1e3
-    )
 }
 
 /// `pinfeed run`: starts the pipeline and runs until ctrl-c (a second ctrl-c exits at once).

@@ -442,3 +442,36 @@ fn stage_latency_metrics_and_dumps_end_to_end() {
     assert!(TcpStream::connect(metrics).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A taken `/metrics` address stops the start, unless best effort (`pinfeed run`'s
+/// default address), where the run goes on without `/metrics`.
+#[test]
+fn a_taken_metrics_address() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let config = Config::parse(
+        r#"
+        [server]
+        listen = "127.0.0.1:0"
+        [cpu]
+        pin = false
+        [[venue]]
+        feed = "bybit-linear"
+        ws_url = "ws://127.0.0.1:9/v5/public/linear"
+        symbols = ["BTCUSDT"]
+        "#,
+    )
+    .unwrap();
+    let options = |best_effort| RunOptions {
+        status_interval: None,
+        metrics_listen: Some(addr),
+        metrics_listen_best_effort: best_effort,
+        ..RunOptions::default()
+    };
+    let e = start(&config, options(false)).err().expect("bind error");
+    assert!(e.to_string().contains("--metrics-listen"), "{e}");
+    let handle = start(&config, options(true)).expect("runs without /metrics");
+    assert_eq!(handle.metrics_addr, None);
+    assert!(handle.local_addr.is_some());
+    handle.stop();
+}
