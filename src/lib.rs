@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod fanout;
 pub mod ingest;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod replay;

@@ -5,12 +5,14 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use pinfeed::config::{Config, WaitMode};
+use pinfeed::metrics::LatencyConfig;
 use pinfeed::replay::Replay;
-use pinfeed::run::{CpuOverrides, parse_core_list};
+use pinfeed::run::{CpuOverrides, RunOptions, parse_core_list, parse_metrics_listen};
 use pinfeed::sim::recording::Recording;
 use pinfeed::sim::server::SimOptions;
 
@@ -108,6 +110,21 @@ enum Command {
         /// Do not pin threads to cores (shared hosts, CI).
         #[arg(long)]
         no_pin: bool,
+        /// Write HdrHistogram dumps here: `<stage>.hlog` interval logs while running and
+        /// `<stage>.hgrm` percentile distributions (µs) at shutdown.
+        #[arg(long, value_name = "DIR")]
+        hdr_dir: Option<PathBuf>,
+        /// Interval of the `.hlog` entries, seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 10,
+              value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        hdr_interval: u64,
+        /// Serve Prometheus text at `GET http://ADDR/metrics`; `off` to disable. Default
+        /// 127.0.0.1:9101 (when taken, the engine runs without /metrics and says so).
+        #[arg(long, value_name = "ADDR|off")]
+        metrics_listen: Option<String>,
+        /// Do not stamp or record stage latency (measures the stamping overhead).
+        #[arg(long)]
+        no_latency: bool,
     },
     /// Simulator, engine and load clients in one process: input rate, messages delivered,
     /// latency percentiles beside the physical floor (rtrb and loopback TCP ping-pong),
@@ -188,6 +205,9 @@ enum WaitArg {
     Backoff,
 }
 
+/// `pinfeed run`'s `/metrics` address when `--metrics-listen` is not given.
+const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9101";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match try_main(cli) {
@@ -250,6 +270,10 @@ fn try_main(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             cpu_fanout,
             wait,
             no_pin,
+            hdr_dir,
+            hdr_interval,
+            metrics_listen,
+            no_latency,
         } => {
             let mut cfg = match config {
                 Some(path) => Config::load(&path)?,
@@ -268,7 +292,20 @@ fn try_main(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 no_pin,
             }
             .apply(&mut cfg);
-            pinfeed::run::run_until_ctrl_c(&cfg)?;
+            let options = RunOptions {
+                latency: LatencyConfig {
+                    enabled: !no_latency,
+                    hdr_dir,
+                    hdr_interval: Duration::from_secs(hdr_interval),
+                    ..LatencyConfig::default()
+                },
+                metrics_listen: parse_metrics_listen(
+                    metrics_listen.as_deref().unwrap_or(DEFAULT_METRICS_LISTEN),
+                )?,
+                metrics_listen_best_effort: metrics_listen.is_none(),
+                ..RunOptions::default()
+            };
+            pinfeed::run::run_until_ctrl_c_with(&cfg, options)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => bench(args),

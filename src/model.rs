@@ -432,6 +432,12 @@ pub struct Stamps {
     pub recv_ts_ns: i64,
     /// Monotonic clock at socket read, ns since an arbitrary origin; 0 in a replay.
     pub recv_mono_ns: u64,
+    /// Ingest ring push, as ns after `recv_mono_ns` (saturating at `u32::MAX`, at least 1);
+    /// 0: not stamped (replay, stamping off). Offsets keep `Event` small.
+    pub push_delta_ns: u32,
+    /// Book applied, as ns after `recv_mono_ns` (saturating at `u32::MAX`, at least 1); 0:
+    /// not stamped.
+    pub applied_delta_ns: u32,
 }
 
 /// Taker (aggressor) side of a trade, or the side of a liquidation order.
@@ -650,7 +656,7 @@ pub struct DerivativeTicker {
 }
 
 /// A [`DerivativeTicker`] packed for the rings: the present fields' mantissas and scales in
-/// arrays with a presence mask, 128 bytes instead of 288, so every ring slot (sized by the
+/// arrays with a presence mask, 136 bytes instead of 304, so every ring slot (sized by the
 /// largest [`Event`]) halves. Venue parsers build a `DerivativeTicker` and pack it; the book
 /// thread unpacks it to merge. Absent fields are stored as zeros, so `==` compares values as
 /// written (like `DerivativeTicker`'s).

@@ -178,6 +178,8 @@ impl Replay {
                                     exch_ts_ns: 0,
                                     recv_ts_ns: secs_to_ns(*ts),
                                     recv_mono_ns: 0,
+                                    push_delta_ns: 0,
+                                    applied_delta_ns: 0,
                                 },
                             });
                         }
@@ -192,6 +194,8 @@ impl Replay {
                                     exch_ts_ns: 0,
                                     recv_ts_ns: secs_to_ns(*ts),
                                     recv_mono_ns: 0,
+                                    push_delta_ns: 0,
+                                    applied_delta_ns: 0,
                                 },
                             });
                         }

@@ -26,6 +26,10 @@ use crate::config::{Config, WaitMode};
 use crate::fanout::{FanoutMsg, FanoutStats, Server, StopHandle};
 use crate::ingest::rest::{RestClient, RestConnection, RestWorker};
 use crate::ingest::{ConnectOptions, Ingest, IngestItem, tls};
+use crate::metrics::{
+    Exporter, ExporterError, ExporterHandle, Latency, LatencyConfig, LatencySnapshot,
+    MetricsServer, Sources, Stage,
+};
 use crate::model::{Exchange, InstrumentId, Instruments};
 use crate::pipeline::book_thread::{Input, Topology};
 use crate::pipeline::pin::{self, PinError, PinnedThread};
@@ -62,12 +66,23 @@ pub enum RunError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The `/metrics` listener could not be bound.
+    #[error("--metrics-listen {addr}: {source}")]
+    MetricsBind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The latency exporter could not start (dump directory).
+    #[error(transparent)]
+    Exporter(#[from] ExporterError),
 }
 
 /// Sizes and hooks of a run. [`RunOptions::default`] is what `pinfeed run` uses.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
-    /// Slots of each ingest ring (events). Default 16,384 (2.3 MiB at 144-byte events).
+    /// Slots of each ingest ring (events). Default 16,384 (2.5 MiB at 152-byte events).
     pub ingest_ring_slots: usize,
     /// Slots of the REST ring (events). Default 16,384.
     pub rest_ring_slots: usize,
@@ -80,6 +95,16 @@ pub struct RunOptions {
     /// Test hook: do not start the fan-out server; hand its ring's consumer to the caller
     /// ([`RunHandle::fanout`]).
     pub external_fanout: bool,
+    /// Stage latency recording and HDR dumps (`--hdr-dir`, `--hdr-interval`).
+    pub latency: LatencyConfig,
+    /// `--metrics-listen`: where `GET /metrics` is served; `None`: not served. Default
+    /// `None` here; `pinfeed run` defaults to 127.0.0.1:9101.
+    pub metrics_listen: Option<SocketAddr>,
+    /// True: a `metrics_listen` that cannot be bound is reported on stderr and the run goes
+    /// on without `/metrics` (how `pinfeed run` treats its default address, so a second
+    /// engine on a host still starts); false: it is a [`RunError::MetricsBind`]. Default
+    /// false.
+    pub metrics_listen_best_effort: bool,
 }
 
 impl Default for RunOptions {
@@ -91,6 +116,9 @@ impl Default for RunOptions {
             status_interval: Some(Duration::from_secs(10)),
             connect: ConnectOptions::default(),
             external_fanout: false,
+            latency: LatencyConfig::default(),
+            metrics_listen: None,
+            metrics_listen_best_effort: false,
         }
     }
 }
@@ -159,6 +187,21 @@ pub fn parse_core_list(flag: &str, text: &str) -> Result<Vec<usize>, RunError> {
         return Err(bad());
     }
     Ok(cores)
+}
+
+/// Parses `--metrics-listen`: `HOST:PORT`, or `off` (also `none`, `0`, empty) for no
+/// `/metrics` server.
+///
+/// # Errors
+/// [`RunError::Invalid`] naming `--metrics-listen`.
+pub fn parse_metrics_listen(text: &str) -> Result<Option<SocketAddr>, RunError> {
+    match text.trim() {
+        "" | "off" | "none" | "0" => Ok(None),
+        t => t.parse().map(Some).map_err(|_| RunError::Invalid {
+            field: "--metrics-listen".into(),
+            message: format!("`{t}` is not HOST:PORT (e.g. 127.0.0.1:9101) or `off`"),
+        }),
+    }
 }
 
 /// Instruments, books and plans derived from a config.
@@ -268,6 +311,11 @@ pub struct RunHandle {
     fanout_thread: Option<PinnedThread<()>>,
     fanout_stop: Option<StopHandle>,
     status: Option<JoinHandle<()>>,
+    /// The address `/metrics` is served on, when it is.
+    pub metrics_addr: Option<SocketAddr>,
+    latency: Latency,
+    exporter: Option<ExporterHandle>,
+    metrics: Option<MetricsServer>,
 }
 
 /// What a stopped run leaves.
@@ -349,10 +397,41 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
             })?;
         (Some((server, fanout_rx)), None)
     };
+    let mut exporter = Exporter::new(options.latency.clone());
+    let latency = exporter.latency();
+    let mut server = server;
+    if let Some((s, _)) = server.as_mut() {
+        if let Some(rec) = exporter.recorder(&[
+            Stage::AppliedToEncoded,
+            Stage::EncodedToWritten,
+            Stage::ReadToWritten,
+        ]) {
+            s.set_latency(rec);
+        }
+    }
+    let fanout_stats = server.as_ref().map(|(s, _)| s.stats());
+    let metrics = match options.metrics_listen {
+        Some(addr) => {
+            let sources = Sources {
+                run: stats.clone(),
+                fanout: fanout_stats.clone(),
+                latency: Some(latency.clone()),
+            };
+            match MetricsServer::start(addr, sources) {
+                Ok(m) => Some(m),
+                Err(e) if options.metrics_listen_best_effort => {
+                    eprintln!("pinfeed: /metrics not served: {addr}: {e}");
+                    None
+                }
+                Err(source) => return Err(RunError::MetricsBind { addr, source }),
+            }
+        }
+        None => None,
+    };
+    let metrics_addr = metrics.as_ref().map(|m| m.local_addr());
     let local_addr = server.as_ref().map(|(s, _)| s.local_addr());
     let fanout_waker = server.as_ref().map(|(s, _)| s.waker());
     let fanout_stop = server.as_ref().map(|(s, _)| s.stop_handle());
-    let fanout_stats = server.as_ref().map(|(s, _)| s.stats());
 
     let (rest_req_tx, rest_req_rx) = crossbeam_channel::bounded(4096);
     let mut control_txs = Vec::new();
@@ -374,7 +453,9 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
         rest_req_tx,
         control_txs,
         stats.book.clone(),
-    );
+    )
+    .with_latency(exporter.recorder(&[Stage::PushToApplied]))
+    .with_conn_stats(stats.connections.clone());
     let book = pin::spawn("book", core(cpu.book), move || book_thread.run())?;
     let fanout_thread = match server {
         Some((server, consumer)) => Some(pin::spawn("fanout", core(cpu.fanout), move || {
@@ -422,6 +503,7 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
             stats: stats.connections[c].clone(),
             control,
             stop: stop_ingest.clone(),
+            latency: exporter.recorder(&[Stage::ReadToPush, Stage::VenueToRead]),
         };
         let cores = &cpu.ingest;
         let pinned = core(cores[c % cores.len()]);
@@ -434,9 +516,18 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
         }
     }
 
+    let exporter = match exporter.spawn() {
+        Ok(e) => e,
+        Err(e) => {
+            stop_ingest.store(true, Ordering::SeqCst);
+            return Err(e.into());
+        }
+    };
+
     let stop_status = Arc::new(AtomicBool::new(false));
     let status = options.status_interval.map(|every| {
         let (stats, stop) = (stats.clone(), stop_status.clone());
+        let latency = latency.clone();
         std::thread::Builder::new()
             .name("status".into())
             .spawn(move || {
@@ -445,6 +536,7 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
                     std::thread::sleep(Duration::from_millis(100));
                     if Instant::now() >= next {
                         eprintln!("{}", stats.status_line());
+                        print_latency_status(&latency);
                         next += every;
                     }
                 }
@@ -467,6 +559,10 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
         fanout_thread,
         fanout_stop,
         status,
+        metrics_addr,
+        latency,
+        exporter: Some(exporter),
+        metrics,
     })
 }
 
@@ -494,12 +590,37 @@ impl RunHandle {
         if let Some(t) = self.status.take() {
             let _ = t.join();
         }
+        // the hot threads handed their last intervals off as they ended
+        if let Some(e) = self.exporter.take() {
+            e.stop();
+        }
+        if let Some(m) = self.metrics.take() {
+            m.stop();
+        }
         eprintln!("{}", self.stats.status_line());
+        print_latency_status(&self.latency);
         RunReport {
             engine,
             stats: self.stats,
             instruments: self.instruments,
         }
+    }
+
+    /// Per-stage latency quantiles (cumulative since start or the last
+    /// [`RunHandle::reset_latency`], and of the last `hdr_interval`). Values reach the
+    /// exporter once a second, so the newest second may be missing.
+    pub fn latency(&self) -> LatencySnapshot {
+        self.latency.snapshot()
+    }
+
+    /// Empties the cumulative latency histograms (e.g. after a benchmark's warm-up).
+    pub fn reset_latency(&self) {
+        self.latency.reset();
+    }
+
+    /// A handle on the latency histograms for another thread (status lines).
+    pub fn latency_handle(&self) -> Latency {
+        self.latency.clone()
     }
 
     /// Instrument id of `(exchange, symbol)`.
@@ -508,11 +629,46 @@ impl RunHandle {
     }
 }
 
+/// `read→written p50=12.3us p99=45.6us n=1234` from the cumulative histograms; `None`
+/// when latency is off or nothing was recorded yet.
+pub fn latency_status(latency: &Latency) -> Option<String> {
+    if !latency.enabled() {
+        return None;
+    }
+    let snap = latency.snapshot();
+    let q = snap.stage(Stage::ReadToWritten);
+    (q.count > 0).then(|| {
+        format!(
+            "read→written p50={:.1}us p99={:.1}us n={}",
+            q.p50_ns as f64 / 1e3,
+            q.p99_ns as f64 / 1e3,
+            q.count
+        )
+    })
+}
+
+/// The latency line under the status line (stderr), when there is one.
+fn print_latency_status(latency: &Latency) {
+    if let Some(line) = latency_status(latency) {
+        eprintln!("pinfeed: latency {line}");
+    }
+}
+
 /// `pinfeed run`: starts the pipeline and runs until ctrl-c (a second ctrl-c exits at once).
 ///
 /// # Errors
 /// A [`RunError`] when the pipeline cannot start.
 pub fn run_until_ctrl_c(config: &Config) -> Result<(), RunError> {
+    run_until_ctrl_c_with(config, RunOptions::default())
+}
+
+/// `pinfeed run` with explicit options (`--hdr-dir`, `--metrics-listen`, ...): starts the
+/// pipeline and runs until ctrl-c; on the first ctrl-c stops in order and writes the HDR
+/// dumps (a second ctrl-c exits at once).
+///
+/// # Errors
+/// A [`RunError`] when the pipeline cannot start.
+pub fn run_until_ctrl_c_with(config: &Config, options: RunOptions) -> Result<(), RunError> {
     let (tx, rx) = crossbeam_channel::bounded::<()>(1);
     let seen = Arc::new(AtomicBool::new(false));
     ctrlc::set_handler(move || {
@@ -525,7 +681,10 @@ pub fn run_until_ctrl_c(config: &Config) -> Result<(), RunError> {
         field: "signal handler".into(),
         message: e.to_string(),
     })?;
-    let handle = start(config, RunOptions::default())?;
+    let handle = start(config, options)?;
+    if let Some(addr) = handle.metrics_addr {
+        eprintln!("pinfeed: metrics at http://{addr}/metrics");
+    }
     if let Some(addr) = handle.local_addr {
         eprintln!(
             "pinfeed: serving ws://{addr}/ws-stream-normalized ({} connections, {} instruments); ctrl-c to stop",
@@ -560,6 +719,17 @@ mod tests {
                 .to_string();
             assert!(e.starts_with("--cpu-ingest:"), "{bad:?}: {e}");
         }
+    }
+
+    #[test]
+    fn metrics_listen_flag() {
+        assert_eq!(
+            parse_metrics_listen("127.0.0.1:9101").unwrap(),
+            Some("127.0.0.1:9101".parse().unwrap())
+        );
+        assert_eq!(parse_metrics_listen("off").unwrap(), None);
+        let e = parse_metrics_listen("localhost").unwrap_err().to_string();
+        assert!(e.starts_with("--metrics-listen:"), "{e}");
     }
 
     #[test]

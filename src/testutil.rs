@@ -58,6 +58,8 @@ pub fn parse(
         exch_ts_ns: 0,
         recv_ts_ns: 1,
         recv_mono_ns: 2,
+        push_delta_ns: 0,
+        applied_delta_ns: 0,
     };
     let r = parser.parse_frame(&mut bytes, stamps, instruments, &mut |e| events.push(e));
     (r, events)

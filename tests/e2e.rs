@@ -119,7 +119,13 @@ impl Drop for Engine {
 
 fn start_engine(config: &std::path::Path) -> (Engine, std::net::SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pinfeed"))
-        .args(["run", "--no-pin", "--config"])
+        .args([
+            "run",
+            "--no-pin",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
         .arg(config)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -94,6 +94,8 @@ fn stamps(ms: i64) -> Stamps {
         exch_ts_ns: ms * 1_000_000,
         recv_ts_ns: (ms + 5) * 1_000_000,
         recv_mono_ns: 77,
+        push_delta_ns: 0,
+        applied_delta_ns: 0,
     }
 }
 
@@ -178,13 +180,28 @@ impl Harness {
         tuning: Tuning,
         wake: u8,
     ) -> Harness {
+        Harness::start_recording(soft, hard, max_clients, tuning, wake, None)
+    }
+
+    /// As [`Harness::start_with`], recording stage latency with `latency`.
+    fn start_recording(
+        soft: usize,
+        hard: usize,
+        max_clients: usize,
+        tuning: Tuning,
+        wake: u8,
+        latency: Option<pinfeed::metrics::StageRecorder>,
+    ) -> Harness {
         let cfg = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             max_clients,
             send_buffer_soft_bytes: soft,
             send_buffer_hard_bytes: hard,
         };
-        let server = Server::bind_tuned(&cfg, Arc::new(instruments()), tuning).unwrap();
+        let mut server = Server::bind_tuned(&cfg, Arc::new(instruments()), tuning).unwrap();
+        if let Some(rec) = latency {
+            server.set_latency(rec);
+        }
         let (producer, consumer) = rtrb::RingBuffer::new(1 << 16);
         let addr = server.local_addr();
         let wake = match wake {
@@ -1109,9 +1126,22 @@ fn a_stalled_handshake_is_dropped() {
     assert_eq!(c.heartbeat_timeouts, 1);
 }
 
+/// With stage latency recorded (per-client write stamps, hand-offs to a running exporter).
 #[test]
 fn the_hot_path_does_not_allocate_once_warm() {
-    let mut h = Harness::new();
+    use pinfeed::metrics::{Exporter, LatencyConfig, Stage};
+    let mut exporter = Exporter::new(LatencyConfig {
+        handoff: Duration::from_millis(5),
+        ..LatencyConfig::default()
+    });
+    let latency = exporter.latency();
+    let rec = exporter.recorder(&[
+        Stage::AppliedToEncoded,
+        Stage::EncodedToWritten,
+        Stage::ReadToWritten,
+    ]);
+    let exporter = exporter.spawn().unwrap();
+    let mut h = Harness::start_recording(1 << 20, 5 << 20, 64, Tuning::default(), 0, rec);
     WATCHED_PORT.store(h.addr.port(), Ordering::Relaxed);
     h.push(book(
         ETH,
@@ -1158,4 +1188,12 @@ fn the_hot_path_does_not_allocate_once_warm() {
     round(&mut h, &mut ws, 4);
     let after = FANOUT_ALLOCS.load(Ordering::Relaxed);
     assert_eq!(after - before, 0, "allocations on the fan-out thread");
+    // the stamps were taken and reached the exporter
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while latency.snapshot().stage(Stage::ReadToWritten).count < 1600 {
+        assert!(Instant::now() < deadline, "{:?}", latency.snapshot());
+        thread::sleep(Duration::from_millis(10));
+    }
+    drop(h);
+    exporter.stop();
 }

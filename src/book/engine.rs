@@ -152,7 +152,7 @@ impl TickerState {
     }
 }
 
-/// [`TickerState`] packed for the fan-out ring (136 bytes instead of 296).
+/// [`TickerState`] packed for the fan-out ring (152 bytes instead of 304).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct PackedTickerState {
     /// All fields merged so far, packed.

@@ -4,13 +4,27 @@
 //! frame) and never grows: a message that would take the unsent bytes over the hard limit is
 //! refused and the caller closes the client with 1008. Writing drains it to `WouldBlock`.
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::time::Instant;
 
 use mio::net::TcpStream;
 
 use super::ws::{self, FrameDecoder};
+use crate::metrics::{Stage, StageRecorder};
 use crate::model::Exchange;
+
+/// A queued message waiting for the write that completes it (stage latency).
+#[derive(Copy, Clone, Debug)]
+pub struct WriteStamp {
+    /// [`Client::queued_bytes`] after the message: it is written once
+    /// [`Client::written_bytes`] reaches this.
+    pub end_bytes: u64,
+    /// Monotonic ns when the message was encoded.
+    pub encoded_mono_ns: u64,
+    /// Monotonic ns when its upstream frame was read.
+    pub recv_mono_ns: u64,
+}
 
 /// Room reserved past the hard limit for control frames (a pong, then a close frame).
 pub const CONTROL_ROOM_BYTES: usize = 2 * (2 + 125);
@@ -95,6 +109,13 @@ pub struct Client {
     pub in_dirty: bool,
     /// In the server's closing list.
     pub in_closing: bool,
+    /// Bytes ever queued (frames, control frames, raw bytes).
+    pub queued_bytes: u64,
+    /// Bytes ever written to the socket.
+    pub written_bytes: u64,
+    /// Stamped messages not yet completely written, oldest first; capacity fixed at accept
+    /// (0: latency off), never grown.
+    pub stamps: VecDeque<WriteStamp>,
 }
 
 impl Client {
@@ -119,6 +140,46 @@ impl Client {
             disconnects: Vec::new(),
             in_dirty: false,
             in_closing: false,
+            queued_bytes: 0,
+            written_bytes: 0,
+            stamps: VecDeque::new(),
+        }
+    }
+
+    /// Remembers the last queued message for latency, to be completed by the write that
+    /// sends its last byte; false (nothing kept) when the stamp queue is full.
+    #[inline]
+    pub fn stamp_last(&mut self, encoded_mono_ns: u64, recv_mono_ns: u64) -> bool {
+        if self.stamps.len() >= self.stamps.capacity() {
+            return false;
+        }
+        self.stamps.push_back(WriteStamp {
+            end_bytes: self.queued_bytes,
+            encoded_mono_ns,
+            recv_mono_ns,
+        });
+        true
+    }
+
+    /// Records [`Stage::EncodedToWritten`] and [`Stage::ReadToWritten`] for every stamped
+    /// message the writes so far have completed (one clock read).
+    #[inline]
+    pub fn complete_stamps(&mut self, rec: &mut StageRecorder) {
+        if self
+            .stamps
+            .front()
+            .is_none_or(|s| s.end_bytes > self.written_bytes)
+        {
+            return;
+        }
+        let now = super::mono_now_ns();
+        while let Some(s) = self.stamps.front() {
+            if s.end_bytes > self.written_bytes {
+                break;
+            }
+            rec.record_between(Stage::EncodedToWritten, s.encoded_mono_ns, now);
+            rec.record_between(Stage::ReadToWritten, s.recv_mono_ns, now);
+            self.stamps.pop_front();
         }
     }
 
@@ -187,6 +248,7 @@ impl Client {
         } else {
             self.out.extend_from_slice(msg);
         }
+        self.queued_bytes += (h + body) as u64;
         self.seq += 1;
         true
     }
@@ -201,6 +263,7 @@ impl Client {
         self.reserve(h + payload.len());
         self.out.extend_from_slice(&header[..h]);
         self.out.extend_from_slice(payload);
+        self.queued_bytes += (h + payload.len()) as u64;
         true
     }
 
@@ -210,6 +273,7 @@ impl Client {
         self.reserve(bytes.len());
         if self.out.len() + bytes.len() <= self.out.capacity() {
             self.out.extend_from_slice(bytes);
+            self.queued_bytes += bytes.len() as u64;
         }
     }
 
@@ -225,6 +289,7 @@ impl Client {
                 Ok(n) => {
                     self.out_start += n;
                     written += n;
+                    self.written_bytes += n as u64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

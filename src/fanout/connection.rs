@@ -47,7 +47,12 @@ impl Fanout {
                         self.s.free.push(ci);
                         continue;
                     }
-                    self.s.clients[ci as usize] = Some(Client::new(stream, self.s.hard));
+                    let mut client = Client::new(stream, self.s.hard);
+                    if self.s.lat.is_some() {
+                        client.stamps =
+                            std::collections::VecDeque::with_capacity(super::sessions::STAMP_SLOTS);
+                    }
+                    self.s.clients[ci as usize] = Some(client);
                     self.s.live += 1;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -466,6 +466,8 @@ mod tests {
                 exch_ts_ns: 1_596_240_000_519_000_000,
                 recv_ts_ns: 1_567_296_001_275_000_000,
                 recv_mono_ns: 0,
+                push_delta_ns: 0,
+                applied_delta_ns: 0,
             },
         };
         let mut out = Vec::new();

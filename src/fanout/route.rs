@@ -10,6 +10,15 @@ use super::state::{InstrState, remove_crossed};
 use super::{FanoutMsg, unix_now_ns};
 use crate::model::{BookBegin, BookEnd, BookSide, Event, Exchange, Level, Stamps};
 
+/// Stamps of messages that do not come from a venue frame (integrity, timer snapshots).
+const NO_STAMPS: Stamps = Stamps {
+    exch_ts_ns: 0,
+    recv_ts_ns: 0,
+    recv_mono_ns: 0,
+    push_delta_ns: 0,
+    applied_delta_ns: 0,
+};
+
 /// A book message being received.
 #[derive(Copy, Clone, Debug)]
 pub(super) struct Current {
@@ -67,7 +76,7 @@ impl Fanout {
                     &instr.derivative_ticker,
                     &self.scratch,
                     false,
-                    t.merged.stamps.recv_mono_ns,
+                    &t.merged.stamps,
                     sent,
                 );
             }
@@ -99,13 +108,8 @@ impl Fanout {
                 }
                 self.scratch.clear();
                 encode::trade(&mut self.scratch, instr.exchange, &instr.symbol, t);
-                self.s.deliver(
-                    &instr.trade,
-                    &self.scratch,
-                    false,
-                    t.stamps.recv_mono_ns,
-                    sent,
-                );
+                self.s
+                    .deliver(&instr.trade, &self.scratch, false, &t.stamps, sent);
             }
             Event::Liquidation(l) => {
                 let Some(instr) = self.instrs.get(l.instrument.index()) else {
@@ -117,13 +121,8 @@ impl Fanout {
                 }
                 self.scratch.clear();
                 encode::liquidation(&mut self.scratch, instr.exchange, &instr.symbol, l);
-                self.s.deliver(
-                    &instr.liquidation,
-                    &self.scratch,
-                    false,
-                    l.stamps.recv_mono_ns,
-                    sent,
-                );
+                self.s
+                    .deliver(&instr.liquidation, &self.scratch, false, &l.stamps, sent);
             }
             Event::BookTicker(t) => {
                 let Some(instr) = self.instrs.get_mut(t.instrument.index()) else {
@@ -136,13 +135,8 @@ impl Fanout {
                 }
                 self.scratch.clear();
                 encode::book_ticker(&mut self.scratch, instr.exchange, &instr.symbol, t);
-                self.s.deliver(
-                    &instr.book_ticker,
-                    &self.scratch,
-                    true,
-                    t.stamps.recv_mono_ns,
-                    sent,
-                );
+                self.s
+                    .deliver(&instr.book_ticker, &self.scratch, true, &t.stamps, sent);
             }
             // merged derivative-ticker state arrives as `FanoutMsg::Ticker`
             Event::DerivativeTicker(_) => {}
@@ -262,8 +256,7 @@ impl Fanout {
                 st.exch_ts_ns,
                 st.recv_ts_ns,
             );
-            self.s
-                .deliver(book_change, &self.scratch, true, st.recv_mono_ns, sent);
+            self.s.deliver(book_change, &self.scratch, true, &st, sent);
         }
         for s in snaps.iter_mut() {
             if let Some(t) = s.before_change(ts) {
@@ -279,8 +272,7 @@ impl Fanout {
                     t,
                     st.recv_ts_ns,
                 );
-                self.s
-                    .deliver(&s.subs, &self.scratch, true, st.recv_mono_ns, sent);
+                self.s.deliver(&s.subs, &self.scratch, true, &st, sent);
             }
             if let Some(t) = s.after_change(book, ts) {
                 self.scratch.clear();
@@ -295,8 +287,7 @@ impl Fanout {
                     t,
                     st.recv_ts_ns,
                 );
-                self.s
-                    .deliver(&s.subs, &self.scratch, true, st.recv_mono_ns, sent);
+                self.s.deliver(&s.subs, &self.scratch, true, &st, sent);
             }
         }
         for m in imbs.iter_mut() {
@@ -311,8 +302,7 @@ impl Fanout {
                     st.exch_ts_ns,
                     st.recv_ts_ns,
                 );
-                self.s
-                    .deliver(&m.subs, &self.scratch, true, st.recv_mono_ns, sent);
+                self.s.deliver(&m.subs, &self.scratch, true, &st, sent);
             }
         }
     }
@@ -334,7 +324,7 @@ impl Fanout {
         let sent = self.s.sent_ns();
         let n = self
             .s
-            .deliver(&instr.integrity, &self.scratch, false, 0, sent);
+            .deliver(&instr.integrity, &self.scratch, false, &NO_STAMPS, sent);
         self.s.counters.book_invalid_sent += n;
     }
 
@@ -406,7 +396,8 @@ impl Fanout {
                                 ts,
                                 wall,
                             );
-                            self.s.deliver(&s.subs, &self.scratch, true, 0, sent);
+                            self.s
+                                .deliver(&s.subs, &self.scratch, true, &NO_STAMPS, sent);
                         }
                     }
                 }

@@ -51,6 +51,7 @@ use super::stats::{FanoutCounters, FanoutStats};
 use super::ws;
 use super::{FanoutMsg, unix_now_ns};
 use crate::config::ServerConfig;
+use crate::metrics::StageRecorder;
 use crate::model::{Decimal, Instruments};
 
 const LISTENER: Token = Token(0);
@@ -135,6 +136,7 @@ pub struct Server {
     cfg: ServerConfig,
     tuning: Tuning,
     instruments: Arc<Instruments>,
+    latency: Option<StageRecorder>,
 }
 
 impl Server {
@@ -172,7 +174,15 @@ impl Server {
             cfg: cfg.clone(),
             tuning,
             instruments,
+            latency: None,
         })
+    }
+
+    /// Records the fan-out's stages ([`crate::metrics::Stage::AppliedToEncoded`],
+    /// `EncodedToWritten`, `ReadToWritten`) with `recorder`: each encoded message is stamped,
+    /// and each client keeps a fixed queue of (end offset, stamps) completed by its writes.
+    pub fn set_latency(&mut self, recorder: StageRecorder) {
+        self.latency = Some(recorder);
     }
 
     /// The bound address (the real port when bound to port 0).
@@ -222,9 +232,11 @@ impl Server {
             cfg,
             tuning,
             instruments,
+            latency,
             ..
         } = self;
         let mut f = Fanout::new(poll, listener, &cfg, tuning.clone(), instruments);
+        f.s.lat = latency;
         let mut events = Events::with_capacity(1024);
         let mut last_data = Instant::now();
         let mut more = false;
@@ -262,6 +274,9 @@ impl Server {
             f.retry_state();
             f.flush_dirty();
             f.publish(&stats);
+            if let Some(rec) = &mut f.s.lat {
+                rec.tick(super::mono_now_ns());
+            }
         }
         // what the ring holds now (bounded, should the producer still be pushing)
         let mut budget = consumer.slots();
@@ -275,6 +290,9 @@ impl Server {
         f.flush_dirty();
         f.shutdown(&mut events);
         f.publish(&stats);
+        if let Some(rec) = f.s.lat.take() {
+            rec.finish();
+        }
         Ok(())
     }
 }
@@ -335,6 +353,7 @@ impl Fanout {
                 hard: cfg.send_buffer_hard_bytes,
                 close_timeout: tuning.close_timeout,
                 latency_clients: 0,
+                lat: None,
             },
             instrs,
             instruments,
@@ -485,6 +504,11 @@ impl Fanout {
                     self.remove(ci);
                     continue;
                 }
+            }
+            if let (Some(rec), Some(Some(c))) =
+                (self.s.lat.as_mut(), self.s.clients.get_mut(ci as usize))
+            {
+                c.complete_stamps(rec);
             }
             let soft = self.s.soft;
             let Some(c) = self.s.get(ci) else { continue };

@@ -8,6 +8,13 @@ use super::mono_now_ns;
 use super::state::SubRef;
 use super::stats::{BadRequest, FanoutCounters};
 use super::ws::{self, ClientFrame, FrameError};
+use crate::metrics::{Stage, StageRecorder};
+use crate::model::Stamps;
+
+/// Messages per client whose write completion is waited for to record
+/// [`Stage::EncodedToWritten`] and [`Stage::ReadToWritten`]; past it messages go unstamped
+/// (counted).
+pub(super) const STAMP_SLOTS: usize = 1024;
 
 /// Every client and what is sent to them.
 pub(super) struct Sessions {
@@ -23,6 +30,8 @@ pub(super) struct Sessions {
     pub(super) hard: usize,
     pub(super) close_timeout: Duration,
     pub(super) latency_clients: usize,
+    /// Stage latency recorder (`None`: no stamping).
+    pub(super) lat: Option<StageRecorder>,
 }
 
 impl Sessions {
@@ -58,9 +67,25 @@ impl Sessions {
         subs: &[SubRef],
         msg: &[u8],
         conflatable: bool,
-        recv_mono_ns: u64,
+        stamps: &Stamps,
         sent_mono_ns: u64,
     ) -> u64 {
+        let recv_mono_ns = stamps.recv_mono_ns;
+        // encoded: one clock read per encoded message, when it has subscribers
+        let encoded_ns = match &mut self.lat {
+            Some(rec) if recv_mono_ns != 0 && !subs.is_empty() => {
+                let now = mono_now_ns();
+                if stamps.applied_delta_ns != 0 {
+                    rec.record_between(
+                        Stage::AppliedToEncoded,
+                        recv_mono_ns + stamps.applied_delta_ns as u64,
+                        now,
+                    );
+                }
+                now
+            }
+            _ => 0,
+        };
         let mut queued = 0;
         for r in subs {
             let Some(c) = self
@@ -91,6 +116,11 @@ impl Sessions {
             }
             if ok {
                 queued += 1;
+                if encoded_ns != 0 && !c.stamp_last(encoded_ns, recv_mono_ns) {
+                    if let Some(rec) = &mut self.lat {
+                        rec.count_skipped();
+                    }
+                }
                 if !c.in_dirty {
                     c.in_dirty = true;
                     self.dirty.push(r.client);

@@ -36,6 +36,7 @@ use crossbeam_utils::CachePadded;
 use tungstenite::Message;
 
 use crate::config::Connection;
+use crate::metrics::{Stage, StageRecorder, offset_ns, stamps_mut};
 use crate::model::{Event, InstrumentId, Instruments, Stamps};
 use crate::pipeline::stats::bump;
 use crate::pipeline::{ConnState, ConnStats, RingProducer, Wakeup, mono_ns, wall_ns};
@@ -193,6 +194,12 @@ struct RingSink<'a> {
     message: Option<InstrumentId>,
     dropping: bool,
     pushed: bool,
+    /// Stamp pushed events (latency recording on).
+    stamp: bool,
+    /// Monotonic clock at the frame's first push (0: none yet); one clock read per frame.
+    push_mono_ns: u64,
+    /// Venue time of the first pushed event that carries one (0: none).
+    exch_ts_ns: i64,
 }
 
 impl RingSink<'_> {
@@ -204,6 +211,24 @@ impl RingSink<'_> {
             }
         }
         self.dropping = !matches!(ev, Event::BookEnd(_));
+    }
+}
+
+impl RingSink<'_> {
+    /// Sets the push stamp of an event (the frame's first push reads the clock).
+    #[inline]
+    fn stamp_push(&mut self, ev: &mut Event) {
+        let Some(st) = stamps_mut(ev) else { return };
+        if st.recv_mono_ns == 0 {
+            return;
+        }
+        if self.push_mono_ns == 0 {
+            self.push_mono_ns = mono_ns();
+        }
+        st.push_delta_ns = offset_ns(st.recv_mono_ns, self.push_mono_ns);
+        if self.exch_ts_ns == 0 {
+            self.exch_ts_ns = st.exch_ts_ns;
+        }
     }
 }
 
@@ -232,6 +257,10 @@ impl Sink for RingSink<'_> {
                 self.lose_message(&ev);
             }
             return;
+        }
+        let mut ev = ev;
+        if self.stamp {
+            self.stamp_push(&mut ev);
         }
         match self.ring.push(IngestItem::Event(ev)) {
             Ok(()) => self.pushed = true,
@@ -268,6 +297,8 @@ pub struct Ingest {
     pub control: Receiver<IngestControl>,
     /// Set to end the thread.
     pub stop: Arc<AtomicBool>,
+    /// Records [`Stage::ReadToPush`] and [`Stage::VenueToRead`]; `None`: no stamping.
+    pub latency: Option<StageRecorder>,
 }
 
 /// How a session ended.
@@ -351,6 +382,9 @@ impl Ingest {
             }
         }
         self.stats.set_state(ConnState::Stopped);
+        if let Some(rec) = self.latency.take() {
+            rec.finish();
+        }
     }
 
     /// Reads one connection until it ends.
@@ -403,6 +437,8 @@ impl Ingest {
                             exch_ts_ns: 0,
                             recv_ts_ns: wall_ns(),
                             recv_mono_ns: mono_ns(),
+                            push_delta_ns: 0,
+                            applied_delta_ns: 0,
                         };
                         self.stats
                             .last_recv_ts_ns
@@ -417,9 +453,20 @@ impl Ingest {
                             message: None,
                             dropping: false,
                             pushed: false,
+                            stamp: self.latency.is_some(),
+                            push_mono_ns: 0,
+                            exch_ts_ns: 0,
                         };
                         let result = parser.parse_frame(frame, recv, &self.instruments, &mut sink);
                         let pushed = sink.pushed;
+                        if let (Some(rec), true) = (&mut self.latency, sink.push_mono_ns != 0) {
+                            rec.record_between(
+                                Stage::ReadToPush,
+                                recv.recv_mono_ns,
+                                sink.push_mono_ns,
+                            );
+                            rec.record_venue(sink.exch_ts_ns, recv.recv_ts_ns);
+                        }
                         self.stats.count_frame(result);
                         if pushed {
                             self.wakeup.notify();
@@ -453,6 +500,9 @@ impl Ingest {
             // housekeeping: cheap checks, run after every frame and every read timeout
             if self.stop.load(Ordering::Relaxed) {
                 return End::Stop;
+            }
+            if let Some(rec) = &mut self.latency {
+                rec.tick(mono_ns());
             }
             if !lost.pending.is_empty() && lost.flush(&mut self.ring) {
                 self.wakeup.notify();
@@ -612,6 +662,9 @@ mod tests {
                 message: None,
                 dropping: false,
                 pushed: false,
+                stamp: false,
+                push_mono_ns: 0,
+                exch_ts_ns: 0,
             };
             // a 5-event message into 3 slots: begin + 2 levels fit, the rest is dropped
             for ev in [begin(2), level(), level(), level(), end(2)] {
@@ -634,6 +687,9 @@ mod tests {
                 message: None,
                 dropping: false,
                 pushed: false,
+                stamp: false,
+                push_mono_ns: 0,
+                exch_ts_ns: 0,
             };
             sink.event(begin(1));
             sink.event(end(1));
@@ -656,6 +712,9 @@ mod tests {
             message: None,
             dropping: false,
             pushed: false,
+            stamp: false,
+            push_mono_ns: 0,
+            exch_ts_ns: 0,
         };
         sink.event(begin(0)); // fits
         sink.event(end(0)); // dropped: book 0 lost
@@ -800,6 +859,7 @@ mod tests {
             stats: stats.clone(),
             control,
             stop: stop.clone(),
+            latency: None,
         };
         let thread = std::thread::spawn(move || ingest.run());
         // ask for a resubscribe while connected

@@ -297,6 +297,8 @@ impl RestWorker {
             exch_ts_ns: 0,
             recv_ts_ns: wall_ns(),
             recv_mono_ns: mono_ns(),
+            push_delta_ns: 0,
+            applied_delta_ns: 0,
         };
         events.clear();
         let result = parsers[conn].parse_rest(url, &mut body, recv, &self.instruments, &mut |ev| {

@@ -37,8 +37,9 @@ use crossbeam_channel::Sender;
 use crossbeam_utils::CachePadded;
 use rtrb::Consumer;
 
-use crate::book::{BookEngine, Disposition, ResyncReason, SyncState};
+use crate::book::{BookEngine, Disposition, PackedTickerState, ResyncReason, SyncState};
 use crate::fanout::FanoutMsg;
+use crate::metrics::{Stage, StageRecorder, offset_ns, stamps_mut};
 use crate::model::{BookBegin, BookEnd, BookSide, Event, Exchange, InstrumentId, Level, Stamps};
 
 use crate::ingest::IngestControl;
@@ -118,6 +119,9 @@ pub struct BookThread {
     resyncs: Vec<InstrumentId>,
     batch: Vec<IngestItem>,
     pushed: bool,
+    latency: Option<StageRecorder>,
+    conn_stats: Vec<Arc<CachePadded<super::ConnStats>>>,
+    conn_sums: Vec<[u64; 3]>,
 }
 
 impl BookThread {
@@ -167,6 +171,43 @@ impl BookThread {
             resyncs: Vec::with_capacity(n),
             batch: Vec::with_capacity(BATCH),
             pushed: false,
+            latency: None,
+            conn_stats: Vec::new(),
+            conn_sums: Vec::new(),
+        }
+    }
+
+    /// Publishes per-connection book counters (gaps, resyncs, checksum failures) into
+    /// `conn_stats[c]` for connection `c`, besides the totals.
+    pub fn with_conn_stats(mut self, conn_stats: Vec<Arc<CachePadded<super::ConnStats>>>) -> Self {
+        self.conn_sums = vec![[0; 3]; conn_stats.len()];
+        self.conn_stats = conn_stats;
+        self
+    }
+
+    /// Records [`Stage::PushToApplied`] with `recorder` and stamps `applied_delta_ns` on what
+    /// is published (`None`: no stamping).
+    pub fn with_latency(mut self, recorder: Option<StageRecorder>) -> BookThread {
+        self.latency = recorder;
+        self
+    }
+
+    /// Stamps `st` as applied now and records push → applied (when latency is on and the
+    /// event has a read stamp).
+    #[inline]
+    fn stamp_applied(&mut self, st: &mut Stamps) {
+        let Some(rec) = &mut self.latency else { return };
+        if st.recv_mono_ns == 0 {
+            return;
+        }
+        let now = mono_ns();
+        st.applied_delta_ns = offset_ns(st.recv_mono_ns, now);
+        if st.push_delta_ns != 0 {
+            rec.record_between(
+                Stage::PushToApplied,
+                st.recv_mono_ns + st.push_delta_ns as u64,
+                now,
+            );
         }
     }
 
@@ -212,6 +253,9 @@ impl BookThread {
         }
         self.publish_stats();
         self.wake_fanout_now();
+        if let Some(rec) = self.latency.take() {
+            rec.finish();
+        }
         self.engine
     }
 
@@ -314,13 +358,18 @@ impl BookThread {
         }
         let synced = self.engine.state(id) == Some(SyncState::Synced);
         if self.engine.last_message_applied() && synced && id.index() < self.stale.len() {
-            self.last_stamps[id.index()] = begin.stamps;
+            let mut stamps = begin.stamps;
+            self.stamp_applied(&mut stamps);
+            self.last_stamps[id.index()] = stamps;
             if self.engine.disposition() == Disposition::ApplySnapshot {
-                self.publish_snapshot(id, begin.stamps, false);
+                self.publish_snapshot(id, stamps, false);
             } else if self.published_valid[id.index()] && !self.stale[id.index()] {
                 self.scratch.clear();
                 self.scratch
                     .extend(message.iter().map(|e| FanoutMsg::Event(*e)));
+                if let Some(FanoutMsg::Event(Event::BookBegin(b))) = self.scratch.first_mut() {
+                    b.stamps = stamps;
+                }
                 self.publish_book(id, false);
             }
         }
@@ -328,8 +377,15 @@ impl BookThread {
         self.inputs[i].message = message;
     }
 
-    fn apply_simple(&mut self, ev: Event) {
+    fn apply_simple(&mut self, mut ev: Event) {
         self.engine.on_event(&ev);
+        if self.latency.is_some() {
+            if let Some(st) = stamps_mut(&mut ev) {
+                let mut s = *st;
+                self.stamp_applied(&mut s);
+                *st = s;
+            }
+        }
         let msg = match ev {
             Event::Trade(_) => {
                 bump(&self.stats.trades, 1);
@@ -341,7 +397,12 @@ impl BookThread {
                     return;
                 }
                 match self.engine.ticker(t.instrument) {
-                    Some(state) => FanoutMsg::Ticker(state.into()),
+                    Some(state) => {
+                        let mut state = PackedTickerState::from(state);
+                        // the merged state carries this update's stamps
+                        state.merged.stamps = t.stamps;
+                        FanoutMsg::Ticker(state)
+                    }
                     None => return,
                 }
             }
@@ -551,11 +612,17 @@ impl BookThread {
         }
         self.publish_stats();
         self.wake_fanout();
+        if let Some(rec) = &mut self.latency {
+            rec.tick(now_ns);
+        }
     }
 
-    fn publish_stats(&self) {
+    fn publish_stats(&mut self) {
         let (mut books, mut synced, mut snapshots, mut deltas, mut gaps, mut resyncs, mut fails) =
             (0, 0, 0, 0, 0, 0, 0);
+        for sums in &mut self.conn_sums {
+            *sums = [0; 3];
+        }
         for id in self.engine.registered() {
             if !self.is_book.get(id.index()).copied().unwrap_or(false) {
                 continue;
@@ -570,7 +637,19 @@ impl BookThread {
                 gaps += s.gaps;
                 resyncs += s.resyncs.iter().sum::<u64>();
                 fails += s.checksum_fail;
+                if let Some(Some(c)) = self.topo.conn_of.get(id.index()) {
+                    if let Some(sums) = self.conn_sums.get_mut(*c) {
+                        sums[0] += s.gaps;
+                        sums[1] += s.resyncs.iter().sum::<u64>();
+                        sums[2] += s.checksum_fail;
+                    }
+                }
             }
+        }
+        for (c, sums) in self.conn_stats.iter().zip(&self.conn_sums) {
+            c.book_gaps.store(sums[0], Ordering::Relaxed);
+            c.book_resyncs.store(sums[1], Ordering::Relaxed);
+            c.book_checksum_failures.store(sums[2], Ordering::Relaxed);
         }
         let st = &self.stats;
         st.books.store(books, Ordering::Relaxed);

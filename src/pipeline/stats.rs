@@ -86,6 +86,12 @@ pub struct ConnStats {
     pub binary_frames: AtomicU64,
     /// Wall clock of the last frame received, unix ns.
     pub last_recv_ts_ns: AtomicI64,
+    /// Sequence gaps in the books this connection carries (written by the book thread).
+    pub book_gaps: AtomicU64,
+    /// Times a book of this connection left `synced` (written by the book thread).
+    pub book_resyncs: AtomicU64,
+    /// Checksum mismatches in the books of this connection (written by the book thread).
+    pub book_checksum_failures: AtomicU64,
 }
 
 impl ConnStats {
@@ -106,6 +112,9 @@ impl ConnStats {
             books_lost: AtomicU64::new(0),
             binary_frames: AtomicU64::new(0),
             last_recv_ts_ns: AtomicI64::new(0),
+            book_gaps: AtomicU64::new(0),
+            book_resyncs: AtomicU64::new(0),
+            book_checksum_failures: AtomicU64::new(0),
         }
     }
 

@@ -354,6 +354,8 @@ impl Ctx<'_> {
             exch_ts_ns: ms_to_ns(exch_ms),
             recv_ts_ns: self.recv.recv_ts_ns,
             recv_mono_ns: self.recv.recv_mono_ns,
+            push_delta_ns: 0,
+            applied_delta_ns: 0,
         }
     }
 }

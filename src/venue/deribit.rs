@@ -419,6 +419,8 @@ fn stamps_of(obj: Value<'_, '_>, recv: Stamps) -> Result<Stamps, ParseError> {
         exch_ts_ns,
         recv_ts_ns: recv.recv_ts_ns,
         recv_mono_ns: recv.recv_mono_ns,
+        push_delta_ns: 0,
+        applied_delta_ns: 0,
     })
 }
 

@@ -923,6 +923,8 @@ fn stamps(recv: Stamps, exch_ts_ns: i64) -> Stamps {
         exch_ts_ns,
         recv_ts_ns: recv.recv_ts_ns,
         recv_mono_ns: recv.recv_mono_ns,
+        push_delta_ns: 0,
+        applied_delta_ns: 0,
     }
 }
 

@@ -27,6 +27,8 @@ fn stamps_ms(exch_ms: i64) -> Stamps {
         exch_ts_ns: exch_ms * 1_000_000,
         recv_ts_ns: 1,
         recv_mono_ns: 2,
+        push_delta_ns: 0,
+        applied_delta_ns: 0,
     }
 }
 
@@ -34,6 +36,8 @@ const NO_EXCH: Stamps = Stamps {
     exch_ts_ns: 0,
     recv_ts_ns: 1,
     recv_mono_ns: 2,
+    push_delta_ns: 0,
+    applied_delta_ns: 0,
 };
 
 fn level(side: BookSide, price: &str, qty: &str) -> Event {

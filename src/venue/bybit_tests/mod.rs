@@ -26,6 +26,8 @@ fn stamps_ms(ms: i64) -> Stamps {
         exch_ts_ns: ms * 1_000_000,
         recv_ts_ns: 1,
         recv_mono_ns: 2,
+        push_delta_ns: 0,
+        applied_delta_ns: 0,
     }
 }
 

@@ -79,6 +79,8 @@ fn recording_parses_without_errors_and_book_chains_hold() {
             exch_ts_ns: 0,
             recv_ts_ns: 1,
             recv_mono_ns: 2,
+            push_delta_ns: 0,
+            applied_delta_ns: 0,
         };
         let r = parser.parse_frame(&mut bytes, recv, &instruments, &mut |e| {
             events.push((conn.clone(), e))
@@ -159,6 +161,8 @@ fn recording_parses_without_errors_and_book_chains_hold() {
                 exch_ts_ns: 1786310818129 * 1_000_000,
                 recv_ts_ns: 1,
                 recv_mono_ns: 2,
+                push_delta_ns: 0,
+                applied_delta_ns: 0,
             },
         })
     );

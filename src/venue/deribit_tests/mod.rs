@@ -64,6 +64,8 @@ fn stamps(ms: i64) -> Stamps {
         exch_ts_ns: ns(ms),
         recv_ts_ns: 1,
         recv_mono_ns: 2,
+        push_delta_ns: 0,
+        applied_delta_ns: 0,
     }
 }
 

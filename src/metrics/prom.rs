@@ -1,0 +1,600 @@
+//! `GET /metrics`: every counter of a run in the Prometheus text exposition format (0.0.4),
+//! served by `tiny_http` on a cold thread.
+//!
+//! Names follow Prometheus conventions: `pinfeed_` prefix, `_total` on counters, base units
+//! (`_seconds`, `_bytes`), labels for queue, feed, connection, kind, stage and quantile.
+//! Malformed HTTP gets 400 from `tiny_http` and the server keeps serving; other paths get
+//! 404, other methods 405.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::fanout::{BadRequest, FanoutStats};
+use crate::pipeline::{ConnState, RunStats};
+use crate::venue::{FrameKind, ParseError};
+
+use super::exporter::Latency;
+use super::recorder::Stage;
+
+/// The content type of the exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What `/metrics` reports on.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    /// Pipeline counters.
+    pub run: Arc<RunStats>,
+    /// Fan-out counters (`None` without a fan-out server).
+    pub fanout: Option<Arc<FanoutStats>>,
+    /// Stage latency (`None` or disabled: no latency families).
+    pub latency: Option<Latency>,
+}
+
+/// Process memory from `/proc/self/status`: `(VmRSS, VmHWM)` in bytes; `None` where the file
+/// or a field is missing (not Linux).
+pub fn process_memory_bytes() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.trim().strip_suffix("kB"))
+            .and_then(|kb| kb.trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Builds exposition text: one HELP and TYPE per family, samples after it.
+struct Text {
+    out: String,
+    family: &'static str,
+}
+
+impl Text {
+    fn family(&mut self, name: &'static str, kind: &str, help: &str) {
+        self.family = name;
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, suffix: &str, labels: &[(&str, &str)], value: f64) {
+        self.out.push_str(self.family);
+        self.out.push_str(suffix);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                self.out.push_str(k);
+                self.out.push_str("=\"");
+                for c in v.chars() {
+                    match c {
+                        '\\' => self.out.push_str("\\\\"),
+                        '"' => self.out.push_str("\\\""),
+                        '\n' => self.out.push_str("\\n"),
+                        c => self.out.push(c),
+                    }
+                }
+                self.out.push('"');
+            }
+            self.out.push('}');
+        }
+        if value.is_finite() {
+            let _ = writeln!(self.out, " {value}");
+        } else {
+            let _ = writeln!(self.out, " NaN");
+        }
+    }
+
+    fn value(&mut self, labels: &[(&str, &str)], value: u64) {
+        self.sample("", labels, value as f64);
+    }
+
+    fn one(&mut self, name: &'static str, kind: &str, help: &str, value: u64) {
+        self.family(name, kind, help);
+        self.value(&[], value);
+    }
+}
+
+fn load(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+/// The whole exposition text for `src`.
+pub fn render(src: &Sources) -> String {
+    let mut t = Text {
+        out: String::with_capacity(16 * 1024),
+        family: "",
+    };
+    queues(&mut t, &src.run);
+    connections(&mut t, &src.run);
+    book(&mut t, &src.run);
+    if let Some(f) = &src.fanout {
+        fanout(&mut t, f);
+    }
+    if let Some(l) = src.latency.as_ref().filter(|l| l.enabled()) {
+        latency(&mut t, l);
+    }
+    if let Some((rss, hwm)) = process_memory_bytes() {
+        t.one(
+            "pinfeed_process_resident_memory_bytes",
+            "gauge",
+            "Resident set size (VmRSS).",
+            rss,
+        );
+        t.one(
+            "pinfeed_process_resident_memory_max_bytes",
+            "gauge",
+            "Peak resident set size (VmHWM).",
+            hwm,
+        );
+    }
+    t.out
+}
+
+fn queues(t: &mut Text, run: &RunStats) {
+    let names: Vec<String> = run.queues.iter().map(|q| q.name().to_string()).collect();
+    let families: [(&'static str, &str, &str); 4] = [
+        (
+            "pinfeed_queue_pushed_total",
+            "counter",
+            "Items pushed into the ring.",
+        ),
+        (
+            "pinfeed_queue_dropped_total",
+            "counter",
+            "Items dropped because the ring was full.",
+        ),
+        (
+            "pinfeed_queue_high_water",
+            "gauge",
+            "Most items the ring has held at once.",
+        ),
+        ("pinfeed_queue_capacity", "gauge", "Slots of the ring."),
+    ];
+    for (k, (name, kind, help)) in families.iter().enumerate() {
+        t.family(name, kind, help);
+        for (q, n) in run.queues.iter().zip(&names) {
+            let v = match k {
+                0 => q.pushed(),
+                1 => q.dropped(),
+                2 => q.high_water(),
+                _ => q.capacity() as u64,
+            };
+            t.value(&[("queue", n)], v);
+        }
+    }
+}
+
+fn connections(t: &mut Text, run: &RunStats) {
+    let ids: Vec<(String, &str)> = run
+        .connections
+        .iter()
+        .map(|c| (c.index.to_string(), c.feed.name()))
+        .collect();
+    t.family(
+        "pinfeed_connection_state",
+        "gauge",
+        "1 for the current state of each upstream venue connection.",
+    );
+    for (c, (i, feed)) in run.connections.iter().zip(&ids) {
+        let now = c.state();
+        for s in [
+            ConnState::Connecting,
+            ConnState::Connected,
+            ConnState::Backoff,
+            ConnState::Stopped,
+        ] {
+            t.value(
+                &[("feed", feed), ("connection", i), ("state", s.as_str())],
+                (s == now) as u64,
+            );
+        }
+    }
+    type Get = fn(&crate::pipeline::ConnStats) -> u64;
+    let simple: [(&'static str, &str, Get); 11] = [
+        (
+            "pinfeed_connection_reconnects_total",
+            "Connections established after the first one.",
+            |c| load(&c.reconnects),
+        ),
+        (
+            "pinfeed_connection_connect_failures_total",
+            "Connection attempts that failed.",
+            |c| load(&c.connect_failures),
+        ),
+        (
+            "pinfeed_connection_silence_timeouts_total",
+            "Connections ended by the silence watchdog.",
+            |c| load(&c.silence_timeouts),
+        ),
+        (
+            "pinfeed_connection_received_bytes_total",
+            "Payload bytes received from the venue.",
+            |c| load(&c.bytes),
+        ),
+        (
+            "pinfeed_connection_keepalives_sent_total",
+            "Keep-alive frames sent to the venue.",
+            |c| load(&c.keepalives_sent),
+        ),
+        (
+            "pinfeed_connection_heartbeats_answered_total",
+            "Venue heartbeats answered.",
+            |c| load(&c.heartbeats_answered),
+        ),
+        (
+            "pinfeed_connection_books_lost_total",
+            "Book messages with an event dropped on a full ingest ring.",
+            |c| load(&c.books_lost),
+        ),
+        (
+            "pinfeed_connection_binary_frames_total",
+            "Binary data frames received.",
+            |c| load(&c.binary_frames),
+        ),
+        (
+            "pinfeed_connection_book_gaps_total",
+            "Sequence gaps in the books the connection carries.",
+            |c| load(&c.book_gaps),
+        ),
+        (
+            "pinfeed_connection_book_resyncs_total",
+            "Times a book the connection carries left synced.",
+            |c| load(&c.book_resyncs),
+        ),
+        (
+            "pinfeed_connection_book_checksum_failures_total",
+            "Checksum mismatches in the books the connection carries.",
+            |c| load(&c.book_checksum_failures),
+        ),
+    ];
+    for (name, help, get) in simple {
+        t.family(name, "counter", help);
+        for (c, (i, feed)) in run.connections.iter().zip(&ids) {
+            t.value(&[("feed", feed), ("connection", i)], get(c));
+        }
+    }
+    t.family(
+        "pinfeed_frames_total",
+        "counter",
+        "Venue frames parsed, by kind.",
+    );
+    for (c, (i, feed)) in run.connections.iter().zip(&ids) {
+        for (k, kind) in FrameKind::ALL.iter().enumerate() {
+            t.value(
+                &[("feed", feed), ("connection", i), ("kind", kind.name())],
+                load(&c.frames[k]),
+            );
+        }
+    }
+    t.family(
+        "pinfeed_parse_errors_total",
+        "counter",
+        "Venue frames that failed to parse, by kind of error.",
+    );
+    for (c, (i, feed)) in run.connections.iter().zip(&ids) {
+        for (k, kind) in ParseError::KIND_NAMES.iter().enumerate() {
+            t.value(
+                &[("feed", feed), ("connection", i), ("kind", kind)],
+                load(&c.parse_errors[k]),
+            );
+        }
+    }
+}
+
+fn book(t: &mut Text, run: &RunStats) {
+    let b = &run.book;
+    t.one(
+        "pinfeed_books",
+        "gauge",
+        "Order books registered.",
+        load(&b.books),
+    );
+    t.one(
+        "pinfeed_books_synced",
+        "gauge",
+        "Order books currently synced.",
+        load(&b.books_synced),
+    );
+    let counters: [(&'static str, &str, &AtomicU64); 12] = [
+        (
+            "pinfeed_book_snapshots_total",
+            "Book snapshots applied.",
+            &b.snapshots,
+        ),
+        (
+            "pinfeed_book_deltas_total",
+            "Book deltas applied.",
+            &b.deltas,
+        ),
+        (
+            "pinfeed_book_gaps_total",
+            "Sequence gaps detected, all books.",
+            &b.gaps,
+        ),
+        (
+            "pinfeed_book_resyncs_total",
+            "Times a book left synced, all reasons.",
+            &b.resyncs,
+        ),
+        (
+            "pinfeed_book_checksum_failures_total",
+            "Venue book checksums that did not match.",
+            &b.checksum_failures,
+        ),
+        (
+            "pinfeed_book_messages_published_total",
+            "Book messages published to the fan-out.",
+            &b.book_messages_published,
+        ),
+        (
+            "pinfeed_book_messages_dropped_total",
+            "Book messages that did not fit the fan-out ring.",
+            &b.book_messages_dropped,
+        ),
+        (
+            "pinfeed_book_truncated_messages_total",
+            "Book messages cut short by an upstream drop.",
+            &b.truncated_messages,
+        ),
+        (
+            "pinfeed_book_invalidations_total",
+            "book_invalid messages published.",
+            &b.invalidations,
+        ),
+        (
+            "pinfeed_trades_total",
+            "Trades published to the fan-out.",
+            &b.trades,
+        ),
+        (
+            "pinfeed_book_rest_requests_total",
+            "Snapshot requests sent to the REST thread.",
+            &b.rest_requests,
+        ),
+        (
+            "pinfeed_book_resubscribes_total",
+            "Resubscribe requests sent to ingest threads.",
+            &b.resubscribes,
+        ),
+    ];
+    for (name, help, c) in counters {
+        t.one(name, "counter", help, load(c));
+    }
+    let r = &run.rest;
+    let rest: [(&'static str, &str, &AtomicU64); 5] = [
+        (
+            "pinfeed_rest_snapshots_total",
+            "REST snapshot bodies fetched and parsed.",
+            &r.snapshots,
+        ),
+        (
+            "pinfeed_rest_polls_total",
+            "REST poll bodies fetched and parsed.",
+            &r.polls,
+        ),
+        (
+            "pinfeed_rest_failures_total",
+            "REST requests that failed.",
+            &r.failures,
+        ),
+        (
+            "pinfeed_rest_parse_errors_total",
+            "REST bodies that did not parse.",
+            &r.parse_errors,
+        ),
+        (
+            "pinfeed_rest_received_bytes_total",
+            "REST body bytes received.",
+            &r.bytes,
+        ),
+    ];
+    for (name, help, c) in rest {
+        t.one(name, "counter", help, load(c));
+    }
+}
+
+fn fanout(t: &mut Text, f: &FanoutStats) {
+    let c = f.load();
+    t.one("pinfeed_clients", "gauge", "Connected clients.", c.clients);
+    let counters: [(&'static str, &str, u64); 10] = [
+        (
+            "pinfeed_client_connections_total",
+            "Client TCP connections accepted.",
+            c.accepted,
+        ),
+        (
+            "pinfeed_client_sessions_total",
+            "Client WebSocket sessions that subscribed.",
+            c.sessions,
+        ),
+        (
+            "pinfeed_fanout_messages_total",
+            "Messages taken from the book thread's ring.",
+            c.fanout_msgs,
+        ),
+        (
+            "pinfeed_client_messages_sent_total",
+            "Messages queued to clients (one per client per message).",
+            c.messages_sent,
+        ),
+        (
+            "pinfeed_client_sent_bytes_total",
+            "Bytes written to client sockets.",
+            c.bytes_sent,
+        ),
+        (
+            "pinfeed_client_conflations_total",
+            "Book messages dropped for clients over their soft limit.",
+            c.conflations,
+        ),
+        (
+            "pinfeed_client_resnapshots_total",
+            "Fresh state sent after a conflated backlog drained.",
+            c.resnapshots,
+        ),
+        (
+            "pinfeed_client_slow_closes_total",
+            "Clients closed with 1008 over their hard limit.",
+            c.slow_client_closes,
+        ),
+        (
+            "pinfeed_client_heartbeat_timeouts_total",
+            "Clients terminated by the heartbeat.",
+            c.heartbeat_timeouts,
+        ),
+        (
+            "pinfeed_client_disconnects_total",
+            "Clients that closed or failed on I/O.",
+            c.client_disconnects,
+        ),
+    ];
+    for (name, help, v) in counters {
+        t.one(name, "counter", help, v);
+    }
+    t.family(
+        "pinfeed_client_bad_requests_total",
+        "counter",
+        "Refused client requests and connections, by kind.",
+    );
+    for kind in BadRequest::ALL {
+        t.value(&[("kind", kind.name())], c.bad_request(kind));
+    }
+}
+
+fn latency(t: &mut Text, l: &Latency) {
+    let snap = l.snapshot();
+    t.family(
+        "pinfeed_stage_latency_seconds",
+        "summary",
+        "Latency between pipeline stamps, cumulative since start or reset.",
+    );
+    for q in &snap.cumulative {
+        let stage = q.stage.name();
+        for (label, ns) in [
+            ("0.5", q.p50_ns),
+            ("0.9", q.p90_ns),
+            ("0.99", q.p99_ns),
+            ("0.999", q.p999_ns),
+            ("1", q.max_ns),
+        ] {
+            t.sample(
+                "",
+                &[("stage", stage), ("quantile", label)],
+                ns as f64 / 1e9,
+            );
+        }
+        t.sample("_sum", &[("stage", stage)], q.sum_ns / 1e9);
+        t.sample("_count", &[("stage", stage)], q.count as f64);
+    }
+    t.family(
+        "pinfeed_stage_latency_clamped_total",
+        "counter",
+        "Stage values over 60 s recorded as 60 s.",
+    );
+    for s in Stage::ALL {
+        t.value(&[("stage", s.name())], snap.stage(s).clamped);
+    }
+    t.one(
+        "pinfeed_venue_clock_skew_total",
+        "counter",
+        "Venue event times later than the local read time (recorded as 0).",
+        snap.negative_skews,
+    );
+    t.one(
+        "pinfeed_latency_stamps_skipped_total",
+        "counter",
+        "Client messages not stamped because the client's stamp queue was full.",
+        snap.stamps_skipped,
+    );
+}
+
+/// The `/metrics` HTTP server thread.
+pub struct MetricsServer {
+    addr: SocketAddr,
+    server: Arc<tiny_http::Server>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    /// Binds `addr` (port 0: any free port) and serves `GET /metrics` from a thread named
+    /// `metrics-http`.
+    ///
+    /// # Errors
+    /// The bind error.
+    pub fn start(addr: SocketAddr, sources: Sources) -> std::io::Result<MetricsServer> {
+        let server = Arc::new(tiny_http::Server::http(addr).map_err(std::io::Error::other)?);
+        let addr = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| std::io::Error::other("not an IP listener"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (srv, flag) = (server.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("metrics-http".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    match srv.recv_timeout(Duration::from_millis(200)) {
+                        Ok(Some(req)) => respond(req, &sources),
+                        Ok(None) => {}
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            })?;
+        Ok(MetricsServer {
+            addr,
+            server,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving and joins the thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn respond(req: tiny_http::Request, sources: &Sources) {
+    let header = |v: &str| {
+        tiny_http::Header::from_bytes(&b"Content-Type"[..], v.as_bytes()).expect("valid header")
+    };
+    let path = req.url().split('?').next().unwrap_or("");
+    let (status, body, kind) = match (req.method(), path) {
+        (tiny_http::Method::Get | tiny_http::Method::Head, "/metrics") => {
+            (200, render(sources), CONTENT_TYPE)
+        }
+        (_, "/metrics") => (405, "method not allowed\n".into(), "text/plain"),
+        _ => (404, "not found; try /metrics\n".into(), "text/plain"),
+    };
+    let response = tiny_http::Response::from_string(body)
+        .with_status_code(status)
+        .with_header(header(kind));
+    let _ = req.respond(response);
+}
