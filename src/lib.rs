@@ -6,6 +6,7 @@ pub mod bench;
 pub mod book;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod fanout;
 pub mod ingest;
 pub mod metrics;

@@ -131,6 +131,29 @@ enum Command {
     /// drops per queue, CPU per thread, peak RSS. A table on stdout, or with --json exactly
     /// one JSON object (latencies in µs, rates per second); progress on stderr.
     Bench(BenchArgs),
+    /// Offline demo: the synthetic venue simulator and the engine in one process, serving
+    /// clients on 127.0.0.1:9100, with a status line per second (frames in, events out,
+    /// clients, drops, internal latency p50/p99). Ctrl-c stops it.
+    Demo {
+        /// Where clients connect.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9100")]
+        listen: SocketAddr,
+        /// Synthetic input rate, frames/s over all feeds.
+        #[arg(long, value_name = "MSGS_PER_S", default_value = "2000", value_parser = parse_rate)]
+        rate: f64,
+        /// L2 bursts: FACTORx:LENGTH/PERIOD, units ms|s (10x:1s/10s).
+        #[arg(long, value_name = "SPEC")]
+        burst: Option<pinfeed::sim::synthetic::Burst>,
+        /// Seed of the synthetic market.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        seed: u64,
+        /// Stop after this many seconds (default: at ctrl-c).
+        #[arg(long, value_name = "S")]
+        duration: Option<f64>,
+        /// `GET /metrics` address, or `off`.
+        #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9101")]
+        metrics_listen: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -309,6 +332,38 @@ fn try_main(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => bench(args),
+        Command::Demo {
+            listen,
+            rate,
+            burst,
+            seed,
+            duration,
+            metrics_listen,
+        } => {
+            let opts = pinfeed::demo::DemoOptions {
+                listen,
+                rate_per_s: rate,
+                burst,
+                seed,
+                duration: duration.map(|d| seconds("--duration", d)).transpose()?,
+                metrics_listen: parse_metrics_listen(&metrics_listen)?,
+                ..pinfeed::demo::DemoOptions::default()
+            };
+            let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+            ctrlc::set_handler(move || {
+                let _ = tx.try_send(());
+            })?;
+            let totals = pinfeed::demo::run(&opts, &rx)?;
+            eprintln!(
+                "pinfeed demo: {} frames in, {} events out, {} client messages, {} drops, {} gaps",
+                totals.frames_in,
+                totals.events_out,
+                totals.client_messages,
+                totals.drops,
+                totals.gaps
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 pub use report::{BenchReport, ClientSummary, FloorReport, Quantiles, TradeIsolation};
 
 use crate::config::{Config, ConfigError};
+use crate::metrics::StageQuantiles;
 use crate::model::{Exchange, Instruments};
 use crate::run::{self, RunError, RunHandle, RunOptions};
 use crate::sim::recording::{Record, Recording, RecordingError};
@@ -374,11 +375,27 @@ pub fn client_targets(
     }
 }
 
-/// Per-stage latency percentiles from the engine's own histograms. The engine does not keep
-/// them yet; when `RunHandle` gains its per-stage snapshot, map it here (stage name ->
-/// quantiles in µs) and the report shows it under `stages_us` beside the client-side stages.
-fn engine_stages(_handle: &RunHandle) -> BTreeMap<String, Quantiles> {
-    BTreeMap::new()
+/// Per-stage latency percentiles from the engine's own histograms (stage name -> µs),
+/// cumulative since the reset at the end of the warm-up.
+fn engine_stages(handle: &RunHandle) -> BTreeMap<String, Quantiles> {
+    let snap = handle.latency();
+    snap.cumulative
+        .iter()
+        .filter(|q| q.count > 0)
+        .map(|q| {
+            let us = StageQuantiles::us;
+            (
+                q.stage.name().to_string(),
+                Quantiles {
+                    count: q.count,
+                    p50_us: us(q.p50_ns),
+                    p99_us: us(q.p99_ns),
+                    p999_us: us(q.p999_ns),
+                    max_us: us(q.max_ns),
+                },
+            )
+        })
+        .collect()
 }
 
 /// Counters read at both ends of the window.
@@ -579,6 +596,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
 
     let total_start = counters(&handle);
     load.reset();
+    handle.reset_latency();
     let cpu_start = procstat::thread_cpu();
     let start = counters(&handle);
     let t0 = Instant::now();

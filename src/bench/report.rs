@@ -130,7 +130,9 @@ pub struct BenchReport {
     /// Trade end-to-end latency: simulator send (the trade id as unix ns) to client read.
     /// Empty when the input's trade ids are not stamps (recordings).
     pub e2e: Quantiles,
-    /// Engine-internal latency: upstream frame read to fan-out queued (`withLatency`).
+    /// Engine-internal latency: upstream socket read to client socket write (the engine's
+    /// `read_to_written` stage, per message per client); the client-side `ingest_to_fanout`
+    /// (read to fan-out queued, from `withLatency`) when the engine kept no histograms.
     pub internal: Quantiles,
     /// Upstream frame read in the engine to client read.
     pub ingest_to_client: Quantiles,
@@ -185,6 +187,10 @@ pub(super) struct Parts {
 pub(super) fn build(p: Parts) -> BenchReport {
     let lat = &p.load.latency;
     let mut stages = p.engine_stages;
+    let internal = match stages.get("read_to_written") {
+        Some(q) if q.count > 0 => *q,
+        _ => Quantiles::of_ns(&lat.ingest_to_fanout_ns),
+    };
     stages.insert(
         "ingest_to_fanout".into(),
         Quantiles::of_ns(&lat.ingest_to_fanout_ns),
@@ -235,7 +241,7 @@ pub(super) fn build(p: Parts) -> BenchReport {
         fanout_messages_sent: p.fanout_messages_sent,
         duration_s: p.window_s,
         e2e: Quantiles::of_ns(&lat.e2e_ns),
-        internal: Quantiles::of_ns(&lat.ingest_to_fanout_ns),
+        internal,
         ingest_to_client: Quantiles::of_ns(&lat.ingest_to_client_ns),
         stages,
         floor: p.floor,

@@ -1,0 +1,140 @@
+//! `pinfeed demo`, the README's first command: offline, synthetic venues and the engine in
+//! one process; a client gets trades and quotes, the status line counts it and shows the
+//! engine's internal latency, `/metrics` answers.
+
+mod util;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The address after `prefix` in a line, up to the next `/`.
+fn addr_after(line: &str, prefix: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find(prefix)? + prefix.len()..];
+    rest.split('/').next()?.parse().ok()
+}
+
+#[test]
+fn demo_serves_clients_and_reports_status() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pinfeed"))
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--rate",
+            "3000",
+            "--duration",
+            "8",
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let (mut clients_addr, mut metrics_addr) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (clients_addr.is_none() || metrics_addr.is_none()) && Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else {
+            continue;
+        };
+        clients_addr = clients_addr.or_else(|| addr_after(&line, "clients on ws://"));
+        metrics_addr = metrics_addr.or_else(|| addr_after(&line, "metrics on http://"));
+        lines.push(line);
+    }
+    let clients_addr = clients_addr.unwrap_or_else(|| panic!("no client address in {lines:#?}"));
+    let metrics_addr = metrics_addr.unwrap_or_else(|| panic!("no metrics address in {lines:#?}"));
+
+    // a client of one instrument gets its trades and quotes
+    let mut ws = util::connect(
+        clients_addr,
+        &serde_json::json!({"exchange":"binance-futures","symbols":["BTCUSDT"],
+            "dataTypes":["trade","quote"]}),
+    );
+    let (mut trades, mut quotes) = (0, 0);
+    while trades < 3 || quotes < 3 {
+        let m = util::next(&mut ws);
+        assert_eq!(m["symbol"], "BTCUSDT", "{m}");
+        // tardis-machine sends a quote as a depth-1 book_snapshot named `quote`
+        match (m["type"].as_str(), m["name"].as_str()) {
+            (Some("trade"), _) => trades += 1,
+            (Some("book_snapshot"), Some("quote")) => {
+                let (bid, ask) = (
+                    m["bids"][0]["price"].as_f64(),
+                    m["asks"][0]["price"].as_f64(),
+                );
+                assert!(bid.unwrap() < ask.unwrap(), "crossed quote {m}");
+                quotes += 1;
+            }
+            _ => panic!("unexpected {m}"),
+        }
+    }
+
+    // /metrics answers in Prometheus text
+    let mut s = TcpStream::connect(metrics_addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains("pinfeed_clients 1"), "{body}");
+
+    // a status line that sees the client, its messages and their latency
+    let mut seen = None;
+    while seen.is_none() {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no status line with the client in {lines:#?}"));
+        if line.starts_with("demo: ") && line.contains("clients 1 ") && line.contains("p99") {
+            seen = Some(line.clone());
+        }
+        lines.push(line);
+    }
+    let line = seen.unwrap();
+    assert!(
+        line.contains("drops 0") && line.contains("gaps 0"),
+        "{line}"
+    );
+    let in_rate: f64 = line
+        .split("in ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|r| r.parse().ok())
+        .unwrap();
+    assert!(in_rate > 0.0, "{line}");
+    drop(ws);
+
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let last: Vec<String> = rx.try_iter().collect();
+    let totals = last
+        .iter()
+        .find(|l| l.starts_with("pinfeed demo: ") && l.contains("frames in"))
+        .unwrap_or_else(|| panic!("no totals in {last:#?}"));
+    assert!(totals.contains(" 0 drops, 0 gaps"), "{totals}");
+}
+
+#[test]
+fn a_taken_client_port_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pinfeed"))
+        .args(["demo", "--metrics-listen", "off", "--listen"])
+        .arg(taken.local_addr().unwrap().to_string())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains(&taken.local_addr().unwrap().to_string()), "{e}");
+}
