@@ -201,6 +201,9 @@ struct BenchArgs {
     /// Pin the engine's hot threads and the floor's threads to the default cores.
     #[arg(long)]
     pin: bool,
+    /// Wait strategy of the engine's hot threads [default: backoff].
+    #[arg(long, value_enum)]
+    wait: Option<WaitArg>,
     /// Print exactly one JSON object on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -219,6 +222,15 @@ fn parse_rate(text: &str) -> Result<f64, String> {
         _ => Err(format!(
             "expected a number of frames per second > 0, got `{text}`"
         )),
+    }
+}
+
+impl From<WaitArg> for WaitMode {
+    fn from(w: WaitArg) -> WaitMode {
+        match w {
+            WaitArg::Spin => WaitMode::Spin,
+            WaitArg::Backoff => WaitMode::Backoff,
+        }
     }
 }
 
@@ -308,10 +320,7 @@ fn try_main(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                     .transpose()?,
                 book: cpu_book,
                 fanout: cpu_fanout,
-                wait: wait.map(|w| match w {
-                    WaitArg::Spin => WaitMode::Spin,
-                    WaitArg::Backoff => WaitMode::Backoff,
-                }),
+                wait: wait.map(WaitMode::from),
                 no_pin,
             }
             .apply(&mut cfg);
@@ -399,6 +408,7 @@ fn bench(a: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         load_threads: a.load_threads,
         floor_duration: seconds("--floor-duration", a.floor_duration)?,
         pin: a.pin,
+        wait: a.wait.map(WaitMode::from).unwrap_or_default(),
     };
     let report = pinfeed::bench::run(&opts)?;
     let mut out = std::io::stdout().lock();

@@ -23,7 +23,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::book::BookEngine;
 use crate::config::{Config, WaitMode};
-use crate::fanout::{FanoutMsg, FanoutStats, Server, StopHandle};
+use crate::fanout::{FanoutMsg, FanoutStats, Server, StopHandle, Tuning};
 use crate::ingest::rest::{RestClient, RestConnection, RestWorker};
 use crate::ingest::{ConnectOptions, Ingest, IngestItem, tls};
 use crate::metrics::{
@@ -390,10 +390,17 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
     let (server, fanout_consumer) = if options.external_fanout {
         (None, Some(fanout_rx))
     } else {
+        // spin: the fan-out busy-polls its sockets and ring instead of sleeping in epoll
+        let tuning = Tuning {
+            spin: config.cpu.wait == WaitMode::Spin,
+            ..Tuning::default()
+        };
         let server =
-            Server::bind(&config.server, instruments.clone()).map_err(|source| RunError::Bind {
-                addr: config.server.listen,
-                source,
+            Server::bind_tuned(&config.server, instruments.clone(), tuning).map_err(|source| {
+                RunError::Bind {
+                    addr: config.server.listen,
+                    source,
+                }
             })?;
         (Some((server, fanout_rx)), None)
     };
@@ -430,7 +437,7 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
     };
     let metrics_addr = metrics.as_ref().map(|m| m.local_addr());
     let local_addr = server.as_ref().map(|(s, _)| s.local_addr());
-    let fanout_waker = server.as_ref().map(|(s, _)| s.waker());
+    let fanout_waker = server.as_ref().map(|(s, _)| s.notifier());
     let fanout_stop = server.as_ref().map(|(s, _)| s.stop_handle());
 
     let (rest_req_tx, rest_req_rx) = crossbeam_channel::bounded(4096);

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 pub use report::{BenchReport, ClientSummary, FloorReport, Quantiles, TradeIsolation};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, WaitMode};
 use crate::metrics::StageQuantiles;
 use crate::model::{Exchange, Instruments};
 use crate::run::{self, RunError, RunHandle, RunOptions};
@@ -114,6 +114,8 @@ pub struct BenchOptions {
     /// Pin the engine's hot threads (and the floor's) to their configured cores.
     /// Default false (shared hosts).
     pub pin: bool,
+    /// Wait strategy of the engine's hot threads. Default [`WaitMode::Backoff`].
+    pub wait: WaitMode,
 }
 
 impl Default for BenchOptions {
@@ -131,6 +133,7 @@ impl Default for BenchOptions {
             load_threads: 0,
             floor_duration: Duration::from_secs(1),
             pin: false,
+            wait: WaitMode::Backoff,
         }
     }
 }
@@ -549,6 +552,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
     cfg.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     cfg.server.max_clients = cfg.server.max_clients.max(opts.clients + 64);
     cfg.cpu.pin = opts.pin;
+    cfg.cpu.wait = opts.wait;
     let handle = run::start(
         &cfg,
         RunOptions {
@@ -630,6 +634,10 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
         clients: opts.clients,
         connected,
         scenario: opts.scenario,
+        wait: match opts.wait {
+            WaitMode::Spin => "spin",
+            WaitMode::Backoff => "backoff",
+        },
         load: stats,
         engine_stages: stages,
         floor: FloorReport { ring, tcp, cores },

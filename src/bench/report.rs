@@ -115,6 +115,8 @@ pub struct BenchReport {
     pub input: String,
     /// What each client subscribed to.
     pub scenario: Scenario,
+    /// Wait strategy of the engine's hot threads (`backoff` or `spin`).
+    pub wait: &'static str,
     /// Target input rate, frames/s (`None`: as fast as possible).
     pub rate_target_per_s: Option<f64>,
     /// Upstream frames the engine received per second in the window.
@@ -170,6 +172,7 @@ pub(super) struct Parts {
     pub clients: usize,
     pub connected: usize,
     pub scenario: Scenario,
+    pub wait: &'static str,
     pub load: LoadStats,
     pub engine_stages: BTreeMap<String, Quantiles>,
     pub floor: FloorReport,
@@ -234,6 +237,7 @@ pub(super) fn build(p: Parts) -> BenchReport {
     BenchReport {
         input: p.input,
         scenario: p.scenario,
+        wait: p.wait,
         rate_target_per_s: p.rate_target_per_s,
         rate_in_per_s: per_s(p.frames_in),
         events_out,
@@ -272,6 +276,7 @@ impl BenchReport {
         json!({
             "input": self.input,
             "scenario": match self.scenario { Scenario::All => "all", Scenario::Fanout => "fanout" },
+            "wait": self.wait,
             "rate_target": self.rate_target_per_s.map(|r| r.round()),
             "rate_in": self.rate_in_per_s.round(),
             "events_out": self.events_out,
@@ -336,6 +341,7 @@ impl BenchReport {
             }
         };
         let _ = writeln!(o, "input        {}", self.input);
+        let _ = writeln!(o, "wait         {}", self.wait);
         let _ = writeln!(
             o,
             "rate         target {}  in {:.0} frames/s",
@@ -461,6 +467,7 @@ mod tests {
             clients: 3,
             connected: 2,
             scenario: Scenario::All,
+            wait: "backoff",
             load,
             engine_stages: BTreeMap::new(),
             floor: FloorReport {

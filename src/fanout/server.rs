@@ -74,6 +74,9 @@ pub struct Tuning {
     pub idle_poll: Duration,
     /// Ring messages handled per turn. Default 4096.
     pub batch_msgs: usize,
+    /// Busy-poll: every turn polls with a zero timeout, so the loop never sleeps (the `spin`
+    /// wait strategy, for a core of its own). Default false.
+    pub spin: bool,
 }
 
 impl Default for Tuning {
@@ -84,6 +87,7 @@ impl Default for Tuning {
             busy_poll: Duration::from_millis(1),
             idle_poll: Duration::from_millis(10),
             batch_msgs: 4096,
+            spin: false,
         }
     }
 }
@@ -242,7 +246,7 @@ impl Server {
         let mut more = false;
         while !stop.load(Ordering::Acquire) {
             let now = Instant::now();
-            let mut timeout = if more {
+            let mut timeout = if more || tuning.spin {
                 Duration::ZERO
             } else if now.duration_since(last_data) < Duration::from_millis(100) {
                 tuning.busy_poll

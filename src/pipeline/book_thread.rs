@@ -13,7 +13,8 @@
 //!   [`FanoutMsg::Disconnect`] per exchange when a connection drops (before the
 //!   `BookInvalid`s of its books).
 //!
-//! It wakes the fan-out through its `mio::Waker` once per batch.
+//! It wakes the fan-out once per batch through its [`Notifier`], which skips the wake-up
+//! syscall while the fan-out loop is awake.
 //!
 //! Fan-out ring policy (DESIGN.md, book → fan-out): trades, liquidations and tickers are
 //! dropped and counted on a full ring; a book message that does not fit whole is dropped and
@@ -38,7 +39,7 @@ use crossbeam_utils::CachePadded;
 use rtrb::Consumer;
 
 use crate::book::{BookEngine, Disposition, PackedTickerState, ResyncReason, SyncState};
-use crate::fanout::FanoutMsg;
+use crate::fanout::{FanoutMsg, Notifier};
 use crate::metrics::{Stage, StageRecorder, offset_ns, stamps_mut};
 use crate::model::{BookBegin, BookEnd, BookSide, Event, Exchange, InstrumentId, Level, Stamps};
 
@@ -100,7 +101,7 @@ pub struct BookThread {
     engine: BookEngine,
     inputs: Vec<Input>,
     out: RingProducer<FanoutMsg>,
-    fanout_waker: Option<Arc<mio::Waker>>,
+    fanout_waker: Option<Notifier>,
     strategy: WaitStrategy,
     wakeup: Arc<Wakeup>,
     topo: Topology,
@@ -132,7 +133,7 @@ impl BookThread {
         engine: BookEngine,
         inputs: Vec<Input>,
         out: RingProducer<FanoutMsg>,
-        fanout_waker: Option<Arc<mio::Waker>>,
+        fanout_waker: Option<Notifier>,
         strategy: WaitStrategy,
         wakeup: Arc<Wakeup>,
         topo: Topology,
@@ -670,8 +671,8 @@ impl BookThread {
     }
 
     fn wake_fanout_now(&self) {
-        if let Some(w) = &self.fanout_waker {
-            let _ = w.wake();
+        if let Some(n) = &self.fanout_waker {
+            n.notify();
         }
     }
 }
