@@ -398,7 +398,7 @@ impl LoadHandle {
 }
 
 /// Initial read buffer per client, bytes; grows for larger frames.
-const READ_BUF_BYTES: usize = 64 * 1024;
+const READ_BUF_BYTES: usize = 16 * 1024;
 /// Largest frame accepted, bytes (pinfeed's largest snapshot is far below).
 const MAX_FRAME_BYTES: usize = 16 << 20;
 /// Fixed masking key of client frames (RFC 6455 lets it be any value; this is a bench).

@@ -1,0 +1,354 @@
+//! Unit tests of `book_thread.rs`.
+
+use super::*;
+use crate::model::{Decimal, Sequence, Side, Trade};
+use crate::pipeline::ring;
+use crossbeam_channel::Receiver;
+
+const A: InstrumentId = InstrumentId(0);
+const B: InstrumentId = InstrumentId(1);
+
+fn book_message(id: InstrumentId, snapshot: bool, update_id: u64, levels: u32) -> Vec<IngestItem> {
+    let mut v = vec![IngestItem::Event(Event::BookBegin(BookBegin {
+        instrument: id,
+        is_snapshot: snapshot,
+        seq: Sequence::Bybit {
+            update_id,
+            cross_seq: update_id,
+        },
+        stamps: Stamps::default(),
+    }))];
+    for i in 0..levels {
+        v.push(IngestItem::Event(Event::Level(Level {
+            side: if i % 2 == 0 {
+                BookSide::Bid
+            } else {
+                BookSide::Ask
+            },
+            price: Decimal::new(
+                if i % 2 == 0 {
+                    100 - i as i64
+                } else {
+                    101 + i as i64
+                },
+                0,
+            ),
+            qty: Decimal::new(update_id as i64, 0),
+        })));
+    }
+    v.push(IngestItem::Event(Event::BookEnd(BookEnd {
+        instrument: id,
+        checksum: None,
+        aborted: false,
+    })));
+    v
+}
+
+fn trade(id: InstrumentId) -> IngestItem {
+    IngestItem::Event(Event::Trade(Trade {
+        instrument: id,
+        id: None,
+        price: Decimal::new(1, 0),
+        qty: Decimal::new(1, 0),
+        side: Side::Buy,
+        stamps: Stamps::default(),
+    }))
+}
+
+struct Rig {
+    ingest: RingProducer<IngestItem>,
+    rest_ring: RingProducer<IngestItem>,
+    out: Consumer<FanoutMsg>,
+    out_stats: Arc<crate::pipeline::QueueStats>,
+    rest: Receiver<RestRequest>,
+    control: Receiver<IngestControl>,
+    stats: Arc<CachePadded<BookThreadStats>>,
+    thread: std::thread::JoinHandle<BookEngine>,
+    wakeup: Arc<Wakeup>,
+}
+
+/// Two books A and B on connection 0 of Bybit; `rest_books` makes them REST-seeded.
+fn rig(out_slots: usize, rest_books: bool) -> Rig {
+    let mut engine = BookEngine::new();
+    for id in [A, B] {
+        engine.register(id, crate::venue::bybit::check_sequence, None, rest_books);
+    }
+    let (ingest, ingest_rx, _) = ring("ingest", 1024);
+    let (rest_ring, rest_rx, _) = ring("rest", 1024);
+    let (out_tx, out, out_stats) = ring("fanout", out_slots);
+    let (rest_tx, rest) = crossbeam_channel::bounded(16);
+    let (control_tx, control) = crossbeam_channel::bounded(16);
+    let stats = Arc::new(CachePadded::new(BookThreadStats::default()));
+    let wakeup = Arc::new(Wakeup::new());
+    let topo = Topology {
+        conn_of: vec![Some(0), Some(0)],
+        rest_book: vec![rest_books; 2],
+        conn_exchanges: vec![vec![Exchange::Bybit]],
+        conn_books: vec![vec![A, B]],
+    };
+    let t = BookThread::new(
+        engine,
+        vec![Input::new(ingest_rx, Some(0)), Input::new(rest_rx, None)],
+        out_tx,
+        None,
+        WaitStrategy::Backoff,
+        wakeup.clone(),
+        topo,
+        rest_tx,
+        vec![control_tx],
+        stats.clone(),
+    );
+    let thread = std::thread::spawn(move || t.run());
+    Rig {
+        ingest,
+        rest_ring,
+        out,
+        out_stats,
+        rest,
+        control,
+        stats,
+        thread,
+        wakeup,
+    }
+}
+
+impl Rig {
+    fn send(&mut self, items: &[IngestItem]) {
+        for it in items {
+            self.ingest.push(*it).unwrap();
+        }
+        self.wakeup.notify();
+    }
+
+    /// Waits (at most 5 s) until the book thread has taken everything sent on the ingest
+    /// ring, so that what is pushed next on another ring is seen after it.
+    fn wait_ingest_drained(&self) {
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while self.ingest.slots() < 1024 && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(
+            self.ingest.slots(),
+            1024,
+            "book thread did not drain the ingest ring"
+        );
+    }
+
+    fn finish(self) -> (BookEngine, Vec<FanoutMsg>, Rig2) {
+        let Rig {
+            ingest,
+            rest_ring,
+            mut out,
+            out_stats,
+            rest,
+            control,
+            stats,
+            thread,
+            ..
+        } = self;
+        drop(ingest);
+        drop(rest_ring);
+        let engine = thread.join().unwrap();
+        let msgs = std::iter::from_fn(|| out.pop().ok()).collect();
+        (
+            engine,
+            msgs,
+            Rig2 {
+                rest,
+                control,
+                stats,
+                out_stats,
+            },
+        )
+    }
+}
+
+struct Rig2 {
+    rest: Receiver<RestRequest>,
+    control: Receiver<IngestControl>,
+    stats: Arc<CachePadded<BookThreadStats>>,
+    out_stats: Arc<crate::pipeline::QueueStats>,
+}
+
+fn kinds(msgs: &[FanoutMsg]) -> Vec<String> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            FanoutMsg::Event(Event::BookBegin(b)) => Some(format!(
+                "{}{}",
+                if b.is_snapshot { "snap" } else { "delta" },
+                b.instrument.0
+            )),
+            FanoutMsg::Event(Event::Trade(t)) => Some(format!("trade{}", t.instrument.0)),
+            FanoutMsg::BookInvalid(id) => Some(format!("invalid{}", id.0)),
+            FanoutMsg::Disconnect { exchange, .. } => Some(format!("disconnect-{}", exchange.id())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_lost_delta_resyncs_that_book_alone() {
+    let mut r = rig(1024, false);
+    r.send(&[IngestItem::Connected]);
+    r.send(&book_message(A, true, 10, 4));
+    r.send(&book_message(B, true, 20, 4));
+    r.send(&[IngestItem::Lost(A)]);
+    r.send(&book_message(B, false, 21, 2));
+    r.send(&book_message(A, false, 11, 2)); // A is resyncing: not applied, not published
+    r.send(&[trade(A)]);
+    let (engine, msgs, rest) = r.finish();
+    assert_eq!(
+        kinds(&msgs),
+        ["snap0", "snap1", "invalid0", "delta1", "trade0"]
+    );
+    assert_eq!(
+        engine.state(A),
+        Some(SyncState::Resyncing(ResyncReason::DroppedDelta))
+    );
+    assert_eq!(engine.state(B), Some(SyncState::Synced));
+    // a WebSocket-snapshot book: the ingest thread resubscribes it
+    assert_eq!(rest.control.try_recv(), Ok(IngestControl::Resubscribe(A)));
+    assert!(rest.control.try_recv().is_err());
+    assert!(rest.rest.try_recv().is_err());
+    assert_eq!(rest.stats.invalidations.load(Ordering::Relaxed), 1);
+    assert_eq!(rest.stats.trades.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn truncated_messages_are_discarded_and_counted() {
+    let mut r = rig(1024, false);
+    r.send(&[IngestItem::Connected]);
+    let snap = book_message(A, true, 10, 4);
+    r.send(&snap[..3]); // begin + 2 levels, then the rest never comes
+    r.send(&[trade(B)]);
+    r.send(&snap[3..]); // orphan levels and end
+    r.send(&book_message(B, true, 1, 2));
+    let (engine, msgs, rest) = r.finish();
+    assert_eq!(kinds(&msgs), ["trade1", "snap1"]);
+    assert_eq!(engine.state(A), Some(SyncState::AwaitingSnapshot));
+    assert!(rest.stats.truncated_messages.load(Ordering::Relaxed) >= 2);
+}
+
+#[test]
+fn disconnect_comes_before_book_invalid_and_waits_for_reconnect() {
+    let mut r = rig(1024, false);
+    r.send(&[IngestItem::Connected]);
+    r.send(&book_message(A, true, 10, 4));
+    r.send(&[IngestItem::Disconnected { last_recv_ts_ns: 5 }]);
+    r.send(&[IngestItem::Connected]);
+    r.send(&book_message(A, true, 1, 2));
+    let (engine, msgs, rest) = r.finish();
+    assert_eq!(
+        kinds(&msgs),
+        ["snap0", "disconnect-bybit", "invalid0", "snap0"]
+    );
+    assert!(msgs.contains(&FanoutMsg::Disconnect {
+        exchange: Exchange::Bybit,
+        last_recv_ts_ns: 5
+    }));
+    assert_eq!(engine.state(A), Some(SyncState::Synced));
+    // no resubscribe while down: the reconnect brought the snapshots
+    assert!(rest.control.try_recv().is_err());
+}
+
+#[test]
+fn rest_books_ask_for_snapshots_and_publish_the_merged_book() {
+    let mut r = rig(1024, true);
+    r.send(&[IngestItem::Connected]);
+    let mut asked = Vec::new();
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while asked.len() < 2 && std::time::Instant::now() < until {
+        if let Ok(req) = r.rest.recv_timeout(Duration::from_millis(10)) {
+            asked.push(req);
+        }
+    }
+    assert_eq!(
+        asked,
+        [
+            RestRequest::Snapshot {
+                conn: 0,
+                instrument: A
+            },
+            RestRequest::Snapshot {
+                conn: 0,
+                instrument: B
+            }
+        ]
+    );
+    // a delta arrives before the snapshot: buffered, then applied with it, and the
+    // published snapshot is the merged book
+    r.send(&book_message(A, false, 11, 2));
+    // the two rings are independent: make sure the delta was taken first
+    r.wait_ingest_drained();
+    for it in book_message(A, true, 10, 4) {
+        r.rest_ring.push(it).unwrap();
+    }
+    r.wakeup.notify();
+    let (engine, msgs, _) = r.finish();
+    assert_eq!(kinds(&msgs), ["snap0"]);
+    assert_eq!(engine.state(A), Some(SyncState::Synced));
+    let published: Vec<(BookSide, i64, i64)> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            FanoutMsg::Event(Event::Level(l)) => Some((l.side, l.price.mantissa, l.qty.mantissa)),
+            _ => None,
+        })
+        .collect();
+    let book = engine.book(A).unwrap();
+    let want: Vec<(BookSide, i64, i64)> = [BookSide::Bid, BookSide::Ask]
+        .into_iter()
+        .flat_map(|s| {
+            book.decimal_levels(s)
+                .map(move |(p, q)| (s, p.mantissa, q.mantissa))
+        })
+        .collect();
+    assert_eq!(published, want);
+    // the delta's size (11) won over the snapshot's (10) at the levels it touched
+    assert!(published.iter().any(|l| l.2 == 11));
+}
+
+#[test]
+fn a_full_fanout_ring_drops_trades_and_republishes_books() {
+    let mut r = rig(16, false);
+    r.send(&[IngestItem::Connected]);
+    r.send(&book_message(A, true, 10, 4)); // 6 items
+    r.send(&book_message(A, false, 11, 10)); // 12 items: does not fit
+    for _ in 0..20 {
+        r.send(&[trade(B)]); // 10 fit, 10 dropped
+    }
+    // wait until the ring is full, then drain it: the book comes back whole
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while r.out_stats.dropped() < 22 && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut msgs = Vec::new();
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < until
+        && !kinds(&msgs).ends_with(&["invalid0".to_string(), "snap0".to_string()])
+    {
+        while let Ok(m) = r.out.pop() {
+            msgs.push(m);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (engine, rest_msgs, rest) = r.finish();
+    msgs.extend(rest_msgs);
+    let k = kinds(&msgs);
+    assert_eq!(k[0], "snap0");
+    assert_eq!(k.iter().filter(|k| *k == "trade1").count(), 10, "{k:?}");
+    assert_eq!(&k[k.len() - 2..], ["invalid0", "snap0"], "{k:?}");
+    assert_eq!(rest.stats.book_messages_dropped.load(Ordering::Relaxed), 1);
+    assert_eq!(rest.out_stats.dropped(), 12 + 10);
+    // the republished snapshot is the engine's latest book
+    let last_snapshot_levels = msgs
+        .iter()
+        .rev()
+        .take_while(|m| !matches!(m, FanoutMsg::Event(Event::BookBegin(_))))
+        .filter(|m| matches!(m, FanoutMsg::Event(Event::Level(_))))
+        .count();
+    let book = engine.book(A).unwrap();
+    assert_eq!(
+        last_snapshot_levels,
+        book.depth(BookSide::Bid) + book.depth(BookSide::Ask)
+    );
+}
