@@ -299,8 +299,8 @@ pub fn recorded_rate_per_s(recordings: &[Recording]) -> f64 {
     total
 }
 
-/// Percent-encodes a URL query component.
-fn encode_component(s: &str) -> String {
+/// Percent-encodes a URL query component (RFC 3986 unreserved characters stay as they are).
+pub fn encode_component(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {

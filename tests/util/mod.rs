@@ -15,18 +15,7 @@ use pinfeed::sim::recording::Recording;
 /// A blocking client connection.
 pub type Ws = WebSocket<TcpStream>;
 
-/// Percent-encodes a URL query component.
-pub fn encode_component(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use pinfeed::bench::encode_component;
 
 /// Opens `ws://addr{path_and_query}`; reads time out after 5 s.
 pub fn connect_url(addr: SocketAddr, path_and_query: &str) -> Ws {

@@ -33,18 +33,7 @@ pub(super) fn parse_topic(
 }
 
 fn levels(out: &mut Vec<u8>, spec: &InstrumentSpec, levels: impl Iterator<Item = (i64, i64)>) {
-    out.push(b'[');
-    for (n, (ticks, lots)) in levels.enumerate() {
-        if n > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"[\"");
-        spec.write_price(out, ticks);
-        out.extend_from_slice(b"\",\"");
-        spec.write_qty(out, lots);
-        out.extend_from_slice(b"\"]");
-    }
-    out.push(b']');
+    spec.write_levels(out, levels, b"\"]");
 }
 
 fn str_field(out: &mut Vec<u8>, key: &str, write: impl FnOnce(&mut Vec<u8>)) {

@@ -44,18 +44,7 @@ fn depth_of(key: &str) -> usize {
 }
 
 fn levels(out: &mut Vec<u8>, spec: &InstrumentSpec, levels: impl Iterator<Item = (i64, i64)>) {
-    out.push(b'[');
-    for (n, (ticks, lots)) in levels.enumerate() {
-        if n > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"[\"");
-        spec.write_price(out, ticks);
-        out.extend_from_slice(b"\",\"");
-        spec.write_qty(out, lots);
-        out.extend_from_slice(b"\"]");
-    }
-    out.push(b']');
+    spec.write_levels(out, levels, b"\"]");
 }
 
 fn head(out: &mut Vec<u8>, topic: &Topic, kind: &str, now_ms: i64) {

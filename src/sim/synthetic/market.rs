@@ -92,6 +92,29 @@ impl InstrumentSpec {
     pub fn write_qty(&self, out: &mut Vec<u8>, lots: i64) {
         write_scaled(out, lots * self.lot, self.qty_decimals, false);
     }
+
+    /// Writes `[["price","size"<tail>,...]` for `(ticks, lots)` levels: each level is an
+    /// array of quoted price and size, closed by `tail` (`"]` for Binance and Bybit,
+    /// `","0","1"]` for OKX's four-element levels).
+    pub fn write_levels(
+        &self,
+        out: &mut Vec<u8>,
+        levels: impl Iterator<Item = (i64, i64)>,
+        tail: &[u8],
+    ) {
+        out.push(b'[');
+        for (n, (ticks, lots)) in levels.enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"[\"");
+            self.write_price(out, ticks);
+            out.extend_from_slice(b"\",\"");
+            self.write_qty(out, lots);
+            out.extend_from_slice(tail);
+        }
+        out.push(b']');
+    }
 }
 
 /// Bid or ask.

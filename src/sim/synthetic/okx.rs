@@ -64,18 +64,7 @@ fn inst_type(spec: &InstrumentSpec) -> &'static str {
 }
 
 fn levels(out: &mut Vec<u8>, spec: &InstrumentSpec, levels: impl Iterator<Item = (i64, i64)>) {
-    out.push(b'[');
-    for (n, (ticks, lots)) in levels.enumerate() {
-        if n > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"[\"");
-        spec.write_price(out, ticks);
-        out.extend_from_slice(b"\",\"");
-        spec.write_qty(out, lots);
-        out.extend_from_slice(b"\",\"0\",\"1\"]");
-    }
-    out.push(b']');
+    spec.write_levels(out, levels, b"\",\"0\",\"1\"]");
 }
 
 /// The CRC32 checksum of `m`'s 25 best levels per side, as OKX defines it, on the text the
