@@ -408,6 +408,7 @@ struct Counters {
     conflations: u64,
     slow_client_closes: u64,
     messages_sent: u64,
+    socket_writes: u64,
 }
 
 fn counters(handle: &RunHandle) -> Counters {
@@ -428,6 +429,7 @@ fn counters(handle: &RunHandle) -> Counters {
         conflations: f.as_ref().map_or(0, |f| f.conflations),
         slow_client_closes: f.as_ref().map_or(0, |f| f.slow_client_closes),
         messages_sent: f.as_ref().map_or(0, |f| f.messages_sent),
+        socket_writes: f.as_ref().map_or(0, |f| f.socket_writes),
     }
 }
 
@@ -649,6 +651,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
             .slow_client_closes
             .saturating_sub(start.slow_client_closes),
         fanout_messages_sent: end.messages_sent.saturating_sub(start.messages_sent),
+        fanout_socket_writes: end.socket_writes.saturating_sub(start.socket_writes),
         cpu: procstat::cpu_between(&cpu_start, &cpu_end, window_s, procstat::ticks_per_s()),
         rss_peak_bytes,
         books_synced,

@@ -127,6 +127,8 @@ pub struct BenchReport {
     pub events_out_per_s: f64,
     /// Messages the fan-out queued to clients in the window.
     pub fanout_messages_sent: u64,
+    /// `write` calls on client sockets in the window.
+    pub fanout_socket_writes: u64,
     /// The measured window, seconds.
     pub duration_s: f64,
     /// Trade end-to-end latency: simulator send (the trade id as unix ns) to client read.
@@ -182,6 +184,7 @@ pub(super) struct Parts {
     pub conflations: u64,
     pub slow_client_closes: u64,
     pub fanout_messages_sent: u64,
+    pub fanout_socket_writes: u64,
     pub cpu: Vec<CpuUse>,
     pub rss_peak_bytes: Option<u64>,
     pub books_synced: u64,
@@ -243,6 +246,7 @@ pub(super) fn build(p: Parts) -> BenchReport {
         events_out,
         events_out_per_s: per_s(events_out),
         fanout_messages_sent: p.fanout_messages_sent,
+        fanout_socket_writes: p.fanout_socket_writes,
         duration_s: p.window_s,
         e2e: Quantiles::of_ns(&lat.e2e_ns),
         internal,
@@ -282,6 +286,12 @@ impl BenchReport {
             "events_out": self.events_out,
             "events_out_per_s": self.events_out_per_s.round(),
             "fanout_messages_sent": self.fanout_messages_sent,
+            "fanout_socket_writes": self.fanout_socket_writes,
+            "messages_per_write": if self.fanout_socket_writes > 0 {
+                round3(self.fanout_messages_sent as f64 / self.fanout_socket_writes as f64)
+            } else {
+                0.0
+            },
             "clients": s.clients,
             "clients_connected": s.connected,
             "duration_s": round3(self.duration_s),
@@ -409,8 +419,12 @@ impl BenchReport {
         }
         let _ = writeln!(
             o,
-            "\nfan-out      conflations {} slow-client closes {} closes seen {:?}",
-            self.conflations, self.slow_client_closes, s.closes
+            "\nfan-out      conflations {} slow-client closes {} closes seen {:?}; {} messages in {} writes",
+            self.conflations,
+            self.slow_client_closes,
+            s.closes,
+            self.fanout_messages_sent,
+            self.fanout_socket_writes
         );
         let _ = writeln!(o, "by type      {:?}", s.by_type);
         let _ = writeln!(
@@ -481,6 +495,7 @@ mod tests {
             conflations: 4,
             slow_client_closes: 1,
             fanout_messages_sent: 40,
+            fanout_socket_writes: 10,
             cpu: Vec::new(),
             rss_peak_bytes: Some(64 << 20),
             books_synced: 5,

@@ -281,9 +281,10 @@ impl Client {
     ///
     /// # Errors
     /// The socket's error (the connection is gone).
-    pub fn flush(&mut self) -> io::Result<usize> {
+    pub fn flush(&mut self, writes: &mut u64) -> io::Result<usize> {
         let mut written = 0;
         while self.out_start < self.out.len() {
+            *writes += 1;
             match self.stream.write(&self.out[self.out_start..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {

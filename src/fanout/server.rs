@@ -499,7 +499,10 @@ impl Fanout {
             let Some(c) = self.s.get(ci) else { continue };
             c.in_dirty = false;
             let phase = c.phase;
-            match c.flush() {
+            let mut writes = 0;
+            let flushed = c.flush(&mut writes);
+            self.s.counters.socket_writes += writes;
+            match flushed {
                 Ok(n) => self.s.counters.bytes_sent += n as u64,
                 Err(_) => {
                     if phase == Phase::Open {
@@ -523,7 +526,10 @@ impl Fanout {
                         self.retry.push(ci);
                     }
                     if let Some(c) = self.s.get(ci) {
-                        match c.flush() {
+                        let mut writes = 0;
+                        let flushed = c.flush(&mut writes);
+                        self.s.counters.socket_writes += writes;
+                        match flushed {
                             Ok(n) => self.s.counters.bytes_sent += n as u64,
                             Err(_) => {
                                 self.s.counters.client_disconnects += 1;

@@ -109,7 +109,7 @@ impl Sessions {
             let mut ok = c.push_message(msg, recv_mono_ns, sent_mono_ns, self.hard);
             if !ok {
                 // a burst within one turn: write what the socket takes before judging
-                if let Ok(n) = c.flush() {
+                if let Ok(n) = c.flush(&mut self.counters.socket_writes) {
                     self.counters.bytes_sent += n as u64;
                 }
                 ok = c.push_message(msg, recv_mono_ns, sent_mono_ns, self.hard);
@@ -144,9 +144,11 @@ impl Sessions {
         let mut ok = c.push_message(msg, recv_mono_ns, sent, hard);
         if !ok {
             // a burst: write what the socket takes before judging
-            let written = c.flush().unwrap_or(0);
+            let mut writes = 0;
+            let written = c.flush(&mut writes).unwrap_or(0);
             ok = c.push_message(msg, recv_mono_ns, sent, hard);
             self.counters.bytes_sent += written as u64;
+            self.counters.socket_writes += writes;
         }
         if ok {
             self.counters.messages_sent += 1;

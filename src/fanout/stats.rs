@@ -115,6 +115,9 @@ counters! {
     messages_sent,
     /// Bytes written to client sockets.
     bytes_sent,
+    /// `write` calls on client sockets (batching: `messages_sent / socket_writes` messages
+    /// per call).
+    socket_writes,
     /// Book, snapshot, quote, book ticker and imbalance messages dropped for clients over
     /// their soft limit.
     conflations,

@@ -403,7 +403,7 @@ fn book(t: &mut Text, run: &RunStats) {
 fn fanout(t: &mut Text, f: &FanoutStats) {
     let c = f.load();
     t.one("pinfeed_clients", "gauge", "Connected clients.", c.clients);
-    let counters: [(&'static str, &str, u64); 10] = [
+    let counters: [(&'static str, &str, u64); 11] = [
         (
             "pinfeed_client_connections_total",
             "Client TCP connections accepted.",
@@ -428,6 +428,11 @@ fn fanout(t: &mut Text, f: &FanoutStats) {
             "pinfeed_client_sent_bytes_total",
             "Bytes written to client sockets.",
             c.bytes_sent,
+        ),
+        (
+            "pinfeed_client_socket_writes_total",
+            "write calls on client sockets (messages per call = messages / writes).",
+            c.socket_writes,
         ),
         (
             "pinfeed_client_conflations_total",
