@@ -100,6 +100,10 @@ fn trades_arrive_once_in_order_with_contiguous_seq() {
     assert_eq!(c.fanout_msgs, n);
     assert_eq!(c.clients, 2);
     assert!(c.bytes_sent > 0);
+    // writes are batched per client per loop turn: 2000 trades pushed at once need far fewer
+    // write calls than the 3000 messages queued
+    assert!(c.socket_writes > 0, "{c:?}");
+    assert!(c.socket_writes < c.messages_sent / 2, "{c:?}");
 }
 
 #[test]
