@@ -1,6 +1,6 @@
 //! `pinfeed demo`, the README's first command: offline, synthetic venues and the engine in
 //! one process; a client gets trades and quotes, the status line counts it and shows the
-//! engine's internal latency, `/metrics` answers.
+//! engine's internal latency, `/metrics` answers, ctrl-c stops it with exit 0.
 
 mod util;
 
@@ -27,8 +27,9 @@ fn demo_serves_clients_and_reports_status() {
             "127.0.0.1:0",
             "--rate",
             "3000",
+            // a cap: the test stops it with SIGINT (ctrl-c) once it has seen what it needs
             "--duration",
-            "8",
+            "120",
         ])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -95,7 +96,7 @@ fn demo_serves_clients_and_reports_status() {
     let mut seen = None;
     while seen.is_none() {
         let line = rx
-            .recv_timeout(Duration::from_secs(10))
+            .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("no status line with the client in {lines:#?}"));
         if line.starts_with("demo: ") && line.contains("clients 1 ") && line.contains("p99") {
             seen = Some(line.clone());
@@ -116,9 +117,13 @@ fn demo_serves_clients_and_reports_status() {
     assert!(in_rate > 0.0, "{line}");
     drop(ws);
 
+    // ctrl-c: the demo stops cleanly, prints its totals and exits 0
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with a child's pid and a valid signal number has no memory effects.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
-    let last: Vec<String> = rx.try_iter().collect();
+    let last: Vec<String> = rx.iter().collect();
     let totals = last
         .iter()
         .find(|l| l.starts_with("pinfeed demo: ") && l.contains("frames in"))
