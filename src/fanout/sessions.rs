@@ -13,8 +13,10 @@ use crate::model::Stamps;
 
 /// Messages per client whose write completion is waited for to record
 /// [`Stage::EncodedToWritten`] and [`Stage::ReadToWritten`]; past it messages go unstamped
-/// (counted).
-pub(super) const STAMP_SLOTS: usize = 1024;
+/// (counted). 256 slots of 24 bytes (6 KiB per client, all of it resident once the queue has
+/// wrapped): a client keeping up has a few dozen messages in flight (10-25 per write in
+/// `pinfeed bench`); one that does not is being conflated anyway.
+pub(super) const STAMP_SLOTS: usize = 256;
 
 /// Every client and what is sent to them.
 pub(super) struct Sessions {
