@@ -10,6 +10,21 @@
 //! max_clients = 4096                # connections beyond this are refused
 //! send_buffer_soft_bytes = 1048576  # over this, book/L1 messages for a client are conflated
 //! send_buffer_hard_bytes = 5242880  # over this, the client is closed with 1008
+//! max_subscriptions_per_client = 4096    # a request over any of these limits gets an
+//! max_snapshot_series_per_client = 256   # `error` message and close 1008
+//! max_snapshot_levels_per_client = 32768 # (sum of series depths)
+//! max_snapshot_series = 4096             # distinct series, all clients
+//! max_snapshot_levels = 262144           # sum of their depths, all clients
+//! max_pending_handshakes = 1024          # accepted, upgrade not complete (oldest evicted)
+//! max_pending_handshakes_per_ip = 1024   # the same, per source address (new refused)
+//! handshake_timeout_ms = 5000            # accept to complete request head
+//!
+//! [resync]
+//! backoff_initial_ms = 100    # a book's second resync waits this long, doubling per retry
+//! backoff_max_ms = 30000      # up to this (plus up to 50 % jitter)
+//! reset_after_ms = 60000      # synced this long: the next resync goes out at once
+//! budget_per_connection = 50  # resyncs per window before the connection is rebuilt
+//! budget_window_ms = 60000
 //!
 //! [cpu]
 //! ingest = [0]      # cores for ingest threads, assigned round-robin per connection
@@ -90,6 +105,31 @@ pub struct ServerConfig {
     /// Per-client send buffer, bytes, above which the client is closed with 1008.
     /// Default 5 MiB (tardis-machine's limit).
     pub send_buffer_hard_bytes: usize,
+    /// Subscriptions (instrument x data type) one connection may ask for; a request over it
+    /// gets an `error` message and close 1008. Default 4096.
+    pub max_subscriptions_per_client: usize,
+    /// Snapshot series (`book_snapshot_*`, `quote*`, per instrument) one connection may ask
+    /// for; over it: `error`, close 1008. Default 256.
+    pub max_snapshot_series_per_client: usize,
+    /// Sum of the depths (levels per side) of the snapshot series one connection asks for;
+    /// over it: `error`, close 1008. Default 32768.
+    pub max_snapshot_levels_per_client: usize,
+    /// Distinct snapshot series over all connections (series are shared by name); a request
+    /// that would pass it: `error`, close 1008. Default 4096.
+    pub max_snapshot_series: usize,
+    /// Sum of the depths of every distinct snapshot series over all connections: the memory
+    /// bound of snapshot state (about 64 bytes per level per side). Default 262144 (32 MiB).
+    pub max_snapshot_levels: usize,
+    /// Connections accepted but not yet through their WebSocket upgrade, at once. When full,
+    /// the oldest pending one (if older than a tenth of `handshake_timeout_ms`) is closed to
+    /// make room, else the new one is refused; both counted. Default 1024.
+    pub max_pending_handshakes: usize,
+    /// Pending handshakes from one source IP address; more are refused and counted.
+    /// Default 1024 (loopback load tools connect from one address).
+    pub max_pending_handshakes_per_ip: usize,
+    /// Time from accept to a complete request head; a connection still short of it is closed
+    /// and counted. Default 5000 ms.
+    pub handshake_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -99,6 +139,14 @@ impl Default for ServerConfig {
             max_clients: 4096,
             send_buffer_soft_bytes: 1 << 20,
             send_buffer_hard_bytes: 5 << 20,
+            max_subscriptions_per_client: 4096,
+            max_snapshot_series_per_client: 256,
+            max_snapshot_levels_per_client: 32_768,
+            max_snapshot_series: 4096,
+            max_snapshot_levels: 262_144,
+            max_pending_handshakes: 1024,
+            max_pending_handshakes_per_ip: 1024,
+            handshake_timeout_ms: 5000,
         }
     }
 }
@@ -169,6 +217,8 @@ struct RawConfig {
     #[serde(default)]
     server: ServerConfig,
     #[serde(default)]
+    resync: ResyncConfig,
+    #[serde(default)]
     cpu: CpuConfig,
     #[serde(default)]
     venue: Vec<VenueConfig>,
@@ -198,8 +248,45 @@ pub struct Config {
     pub server: ServerConfig,
     /// Threads.
     pub cpu: CpuConfig,
+    /// Resync pacing.
+    pub resync: ResyncConfig,
     /// Upstream connections.
     pub connections: Vec<Connection>,
+}
+
+/// `[resync]`: how often a book may ask for a fresh snapshot.
+///
+/// The first resync of an instrument goes out at once; each further one within
+/// `reset_after_ms` of the previous waits `backoff_initial_ms`, doubling up to
+/// `backoff_max_ms`, with up to 50 % random jitter added (so books that broke together do not
+/// ask together). A connection whose books ask more than `budget_per_connection` times within
+/// `budget_window_ms` is rebuilt (reconnect: fresh subscriptions and snapshots for all).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResyncConfig {
+    /// Backoff after the first resync, ms. Default 100.
+    pub backoff_initial_ms: u64,
+    /// Longest backoff, ms. Default 30000.
+    pub backoff_max_ms: u64,
+    /// A book synced this long since its last resync starts over with no backoff, ms.
+    /// Default 60000.
+    pub reset_after_ms: u64,
+    /// Resyncs one connection's books may send per window before it is rebuilt. Default 50.
+    pub budget_per_connection: u32,
+    /// The budget's window, ms. Default 60000.
+    pub budget_window_ms: u64,
+}
+
+impl Default for ResyncConfig {
+    fn default() -> Self {
+        ResyncConfig {
+            backoff_initial_ms: 100,
+            backoff_max_ms: 30_000,
+            reset_after_ms: 60_000,
+            budget_per_connection: 50,
+            budget_window_ms: 60_000,
+        }
+    }
 }
 
 impl Default for Config {
@@ -221,6 +308,7 @@ impl Default for Config {
         ];
         let raw = RawConfig {
             server: ServerConfig::default(),
+            resync: ResyncConfig::default(),
             cpu: CpuConfig::default(),
             venue: venues
                 .iter()
@@ -413,6 +501,7 @@ impl Config {
         Ok(Config {
             server: raw.server,
             cpu: raw.cpu,
+            resync: raw.resync,
             connections,
         })
     }

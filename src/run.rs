@@ -328,11 +328,59 @@ pub struct RunReport {
     pub instruments: Arc<Instruments>,
 }
 
+/// File descriptors the engine holds besides client sockets: stdio, polls, wakers, dump
+/// files and the REST client's pool.
+pub const FD_RESERVE: u64 = 64;
+
+/// Descriptors a run may need at once: `max_clients` client sockets, two per venue connection
+/// (WebSocket and REST), the `/metrics` server's connection limit, and [`FD_RESERVE`].
+pub fn fd_budget(config: &Config) -> u64 {
+    config.server.max_clients as u64
+        + 2 * config.connections.len() as u64
+        + crate::metrics::HttpLimits::default().max_connections as u64
+        + FD_RESERVE
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, and refuses to start when the hard limit
+/// cannot cover [`fd_budget`]: a run that would hit `EMFILE` under load fails at start, naming
+/// the numbers, instead.
+///
+/// # Errors
+/// [`RunError::Invalid`] on `server.max_clients` when the limit is too low.
+pub fn ensure_fd_budget(config: &Config) -> Result<(), RunError> {
+    use crate::bench::procstat::{fd_limit, raise_fd_limit};
+    let Some(limit) = fd_limit() else {
+        return Ok(());
+    };
+    let need = fd_budget(config);
+    if limit.soft < limit.hard {
+        // best effort: a failure leaves the soft limit, judged below
+        let _ = raise_fd_limit(limit.hard, limit.hard);
+    }
+    let soft = fd_limit().map_or(limit.soft, |l| l.soft);
+    if soft < need {
+        return Err(RunError::Invalid {
+            field: "server.max_clients".into(),
+            message: format!(
+                "needs {need} file descriptors ({} clients + {} venue connections x 2 + {} \
+                 metrics connections + {FD_RESERVE} reserved), but RLIMIT_NOFILE allows {soft} \
+                 (hard limit {}); lower max_clients or raise the limit (ulimit -Hn)",
+                config.server.max_clients,
+                config.connections.len(),
+                crate::metrics::HttpLimits::default().max_connections,
+                limit.hard
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Starts the pipeline for `config`.
 ///
 /// # Errors
 /// A [`RunError`] naming the core, CA file, listen address or config field at fault.
 pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError> {
+    ensure_fd_budget(config)?;
     let cpu = &config.cpu;
     if cpu.pin {
         let available = pin::available_cores()?;
@@ -462,7 +510,8 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
         stats.book.clone(),
     )
     .with_latency(exporter.recorder(&[Stage::PushToApplied]))
-    .with_conn_stats(stats.connections.clone());
+    .with_conn_stats(stats.connections.clone())
+    .with_resync_policy(config.resync.clone());
     let book = pin::spawn("book", core(cpu.book), move || book_thread.run())?;
     let fanout_thread = match server {
         Some((server, consumer)) => Some(pin::spawn("fanout", core(cpu.fanout), move || {

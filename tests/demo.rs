@@ -143,3 +143,80 @@ fn a_taken_client_port_is_a_clear_error() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains(&taken.local_addr().unwrap().to_string()), "{e}");
 }
+
+/// Issue 9 item 7: SIGTERM (systemd, Docker, Kubernetes) stops the engine like ctrl-c: clients
+/// get a close frame, the process exits 0 (it used to die at once with 143).
+#[test]
+fn sigterm_stops_like_ctrl_c() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pinfeed"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--metrics-listen", "off"])
+        .args(["--rate", "1000", "--duration", "60"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut lines = stderr.lines().map_while(Result::ok);
+    let addr = lines
+        .by_ref()
+        .find_map(|l| addr_after(&l, "clients on ws://"))
+        .expect("no client address");
+    let mut ws = util::connect(
+        addr,
+        &serde_json::json!({"exchange":"binance-futures","symbols":["BTCUSDT"],
+            "dataTypes":["trade"]}),
+    );
+    util::next(&mut ws);
+    // keep draining stderr (a closed pipe would fail the demo's last lines)
+    let rest = std::thread::spawn(move || lines.collect::<Vec<String>>());
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with a child's pid and a valid signal number has no memory effects.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let close = loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(frame)) => break frame,
+            Ok(_) => {}
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    };
+    assert_eq!(close.map(|f| u16::from(f.code)), Some(1001));
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let rest = rest.join().unwrap();
+    assert!(
+        rest.iter().any(|l| l.contains("frames in")),
+        "no totals: {rest:#?}"
+    );
+}
+
+/// Issue 9 item 1: a soft `RLIMIT_NOFILE` is raised to the hard one at start, and a hard limit
+/// that cannot cover `max_clients` (4096 by default) plus the engine's own needs refuses to
+/// start, naming the numbers.
+#[test]
+fn a_file_descriptor_limit_below_max_clients_refuses_to_start() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pinfeed"));
+    cmd.args(["demo", "--listen", "127.0.0.1:0", "--metrics-listen", "off"]);
+    // SAFETY: setrlimit is async-signal-safe; the closure touches no shared state.
+    unsafe {
+        cmd.pre_exec(|| {
+            let r = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 1024,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("server.max_clients"), "{e}");
+    assert!(
+        e.contains("allows 1024 (hard limit 1024)"),
+        "raised to the hard limit: {e}"
+    );
+}

@@ -16,6 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 use util::{connect, connect_url, encode_component, next};
 
+use pinfeed::config::ServerConfig;
 use pinfeed::fanout::{BadRequest, Tuning};
 use serde_json::json;
 use tungstenite::Message;
@@ -413,19 +414,169 @@ fn connections_over_max_clients_are_refused() {
     assert_eq!((c.clients, c.accepted), (2, 3));
 }
 
-#[test]
-fn a_stalled_handshake_is_dropped() {
-    let tuning = Tuning {
-        heartbeat_interval: Duration::from_millis(100),
-        ..Tuning::default()
+fn limited(f: impl FnOnce(&mut ServerConfig)) -> Harness {
+    let mut cfg = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..ServerConfig::default()
     };
-    let h = Harness::start(1 << 20, 5 << 20, tuning);
+    f(&mut cfg);
+    Harness::start_config(cfg, Tuning::default(), 0, None, |_| {})
+}
+
+#[test]
+fn a_stalled_handshake_is_dropped_at_the_handshake_timeout() {
+    // the heartbeat (30 s) no longer decides: handshake_timeout_ms does
+    let h = limited(|c| c.handshake_timeout_ms = 200);
+    let started = Instant::now();
     let mut s = TcpStream::connect(h.addr).unwrap();
     s.write_all(b"GET /ws-stream-normalized HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut buf = [0u8; 16];
     assert_eq!(s.read(&mut buf).unwrap(), 0, "closed without a response");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     let c = h.wait("dropped", |c| c.clients == 0);
-    assert_eq!(c.heartbeat_timeouts, 1);
+    assert_eq!((c.handshake_timeouts, c.heartbeat_timeouts), (1, 0));
+}
+
+/// Issue 9 item 3: 300 sockets that sent 2 bytes locked out every client for 42 s. Now the
+/// oldest pending handshakes make room, and a real client is served at once.
+#[test]
+fn half_open_handshakes_do_not_lock_out_clients() {
+    let h = limited(|c| {
+        c.max_pending_handshakes = 50;
+        c.max_clients = 400;
+        c.handshake_timeout_ms = 10_000;
+    });
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        let mut s = TcpStream::connect(h.addr).unwrap();
+        s.write_all(b"GE").unwrap();
+        idle.push(s);
+    }
+    h.wait("accepted", |c| c.accepted == 300);
+    // past a tenth of the handshake timeout the pending ones are old enough to evict
+    thread::sleep(Duration::from_millis(1_200));
+    let started = Instant::now();
+    let mut ws = connect(
+        h.addr,
+        &json!({"exchange":"binance-futures","symbols":["BTCUSDT"],"dataTypes":["trade"]}),
+    );
+    h.sessions(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let c = h.stats.load();
+    // 50 pending, the 250 that came while those were young refused with 503, then the real
+    // client took the place of the oldest
+    assert_eq!(
+        (c.handshakes_refused, c.handshakes_evicted),
+        (250, 1),
+        "{c:?}"
+    );
+    assert_eq!(c.clients, 50, "{c:?}");
+    ws.close(None).unwrap();
+}
+
+#[test]
+fn pending_handshakes_per_ip_are_capped() {
+    let h = limited(|c| c.max_pending_handshakes_per_ip = 3);
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(h.addr).unwrap();
+        s.write_all(b"GE").unwrap();
+        idle.push(s);
+    }
+    h.wait("accepted", |c| c.accepted == 3 && c.clients == 3);
+    let mut s = TcpStream::connect(h.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    let c = h.wait("refused", |c| c.handshakes_refused == 1);
+    assert_eq!(c.clients, 3);
+}
+
+/// Issue 9 item 2: one request for 700 depth-1000 series on 10 instruments took ~460 MB that
+/// was never returned. Now it gets an `error` and close 1008, and no series is created.
+#[test]
+fn snapshot_series_over_the_limits_are_refused() {
+    let h = limited(|_| {});
+    let types: Vec<String> = (1..=300)
+        .map(|n| format!("book_snapshot_1000_{n}ms"))
+        .collect();
+    let mut ws = connect(
+        h.addr,
+        &json!({"exchange":"binance-futures","symbols":["BTCUSDT","ETHUSDT"],"dataTypes":types}),
+    );
+    let (code, reason, texts) = close_of(&mut ws);
+    assert_eq!((code, reason.as_str()), (1008, "subscription limit"));
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert_eq!(texts[0]["type"], "error");
+    let details = texts[0]["details"].as_str().unwrap();
+    assert!(
+        details.contains("server.max_snapshot_series_per_client"),
+        "{details}"
+    );
+    let c = h.wait("refused", |c| {
+        c.bad_request(BadRequest::SubscriptionLimit) == 1
+    });
+    assert_eq!(c.sessions, 0);
+
+    // levels per client: 40 series x 1000 levels = 40,000 > 32,768
+    let types: Vec<String> = (1..=40)
+        .map(|n| format!("book_snapshot_1000_{n}ms"))
+        .collect();
+    let mut ws = connect(
+        h.addr,
+        &json!({"exchange":"binance-futures","symbols":["BTCUSDT"],"dataTypes":types}),
+    );
+    let (code, _, texts) = close_of(&mut ws);
+    assert_eq!(code, 1008);
+    assert!(
+        texts[0]["details"]
+            .as_str()
+            .unwrap()
+            .contains("server.max_snapshot_levels_per_client")
+    );
+    // a request within the limits is served
+    let mut ok = connect(
+        h.addr,
+        &json!({"exchange":"binance-futures","symbols":["BTCUSDT"],"dataTypes":["book_snapshot_1000_1s","quote"]}),
+    );
+    h.sessions(1);
+    ok.close(None).unwrap();
+}
+
+#[test]
+fn snapshot_capacity_over_all_clients_is_capped() {
+    // two clients of 3 distinct depth-100 series each, 500 levels in all: the second is refused
+    let h = limited(|c| c.max_snapshot_levels = 500);
+    let a_types: Vec<String> = (1..=3).map(|n| format!("book_snapshot_100_{n}s")).collect();
+    let b_types: Vec<String> = (4..=6).map(|n| format!("book_snapshot_100_{n}s")).collect();
+    let options =
+        |t: &[String]| json!({"exchange":"binance-futures","symbols":["BTCUSDT"],"dataTypes":t});
+    let mut a = connect(h.addr, &options(&a_types));
+    h.sessions(1);
+    // the same series again share what exists: served
+    let mut again = connect(h.addr, &options(&a_types));
+    h.sessions(2);
+    let mut b = connect(h.addr, &options(&b_types));
+    let (code, _, texts) = close_of(&mut b);
+    assert_eq!(code, 1008);
+    assert!(
+        texts[0]["details"]
+            .as_str()
+            .unwrap()
+            .contains("server.max_snapshot_levels"),
+        "{texts:?}"
+    );
+    a.close(None).unwrap();
+    again.close(None).unwrap();
 }

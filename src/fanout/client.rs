@@ -92,8 +92,8 @@ pub struct Client {
     pub decoder: FrameDecoder,
     /// Received anything since the last heartbeat tick.
     pub alive: bool,
-    /// Heartbeat ticks spent handshaking.
-    pub handshake_ticks: u8,
+    /// While handshaking: when the request head must be complete.
+    pub handshake_deadline: Instant,
     seq: u64,
     /// `withSeq`.
     pub with_seq: bool,
@@ -131,7 +131,7 @@ impl Client {
             backlog: 0,
             decoder: FrameDecoder::default(),
             alive: true,
-            handshake_ticks: 0,
+            handshake_deadline: Instant::now(),
             seq: 0,
             with_seq: false,
             with_latency: false,

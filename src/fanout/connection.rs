@@ -19,14 +19,25 @@ use crate::model::{BookSide, InstrumentId, Level};
 /// Socket reads (of the 64 KiB buffer) per client per turn.
 const READS_PER_TURN: usize = 16;
 
+/// The answer to a connection refused at accept (`max_clients`, pending handshakes).
+const SERVICE_UNAVAILABLE: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
 impl Fanout {
     pub(super) fn accept(&mut self) {
         loop {
             match self.listener.accept() {
-                Ok((mut stream, _)) => {
+                Ok((mut stream, peer)) => {
                     self.s.counters.accepted += 1;
                     if self.s.live >= self.max_clients {
                         self.s.counters.bad_requests[BadRequest::TooManyClients as usize] += 1;
+                        let _ = io::Write::write(&mut stream, SERVICE_UNAVAILABLE);
+                        continue;
+                    }
+                    let now = std::time::Instant::now();
+                    if !self.admit_handshake(peer.ip(), now) {
+                        self.s.counters.handshakes_refused += 1;
+                        let _ = io::Write::write(&mut stream, SERVICE_UNAVAILABLE);
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
@@ -48,6 +59,9 @@ impl Fanout {
                         continue;
                     }
                     let mut client = Client::new(stream, self.s.hard);
+                    let deadline = now + self.handshake_timeout();
+                    client.handshake_deadline = deadline;
+                    self.pending.push_back((ci, deadline, peer.ip()));
                     if self.s.lat.is_some() {
                         client.stamps =
                             std::collections::VecDeque::with_capacity(super::sessions::STAMP_SLOTS);
@@ -58,6 +72,68 @@ impl Fanout {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => break,
             }
+        }
+    }
+
+    fn handshake_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.cfg.handshake_timeout_ms)
+    }
+
+    /// True while slot `ci` is the handshake queued with `deadline`.
+    fn still_pending(&self, ci: u32, deadline: std::time::Instant) -> bool {
+        matches!(
+            self.s.clients.get(ci as usize),
+            Some(Some(c)) if c.phase == Phase::Handshake && c.handshake_deadline == deadline
+        )
+    }
+
+    /// Room for one more pending handshake from `ip`: forgets finished ones when the queue is
+    /// full, then closes the oldest pending one if it is old enough; false refuses the new one.
+    fn admit_handshake(&mut self, ip: std::net::IpAddr, now: std::time::Instant) -> bool {
+        let (max, per_ip) = (
+            self.cfg.max_pending_handshakes,
+            self.cfg.max_pending_handshakes_per_ip,
+        );
+        let count_ip =
+            |p: &std::collections::VecDeque<(u32, std::time::Instant, std::net::IpAddr)>| {
+                p.iter().filter(|e| e.2 == ip).count()
+            };
+        if self.pending.len() >= max || count_ip(&self.pending) >= per_ip {
+            let mut queue = std::mem::take(&mut self.pending);
+            queue.retain(|&(ci, d, _)| self.still_pending(ci, d));
+            self.pending = queue;
+        }
+        if count_ip(&self.pending) >= per_ip {
+            return false;
+        }
+        if self.pending.len() < max {
+            return true;
+        }
+        let young = self.handshake_timeout() / 10;
+        match self.pending.front().copied() {
+            Some((ci, deadline, _)) if now + self.handshake_timeout() >= deadline + young => {
+                self.pending.pop_front();
+                self.s.counters.handshakes_evicted += 1;
+                self.remove(ci);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Closes every connection past its handshake deadline (the queue is in deadline order).
+    pub(super) fn expire_handshakes(&mut self, now: std::time::Instant) {
+        while let Some(&(ci, deadline, _)) = self.pending.front() {
+            if !self.still_pending(ci, deadline) {
+                self.pending.pop_front();
+                continue;
+            }
+            if deadline > now {
+                break;
+            }
+            self.pending.pop_front();
+            self.s.counters.handshake_timeouts += 1;
+            self.remove(ci);
         }
     }
 
@@ -216,6 +292,14 @@ impl Fanout {
             self.s.start_close(ci, 1011, &reason);
             return;
         }
+        if let Some(details) = self.subscription_limit(&resolved.subs) {
+            bad(&mut self.s, BadRequest::SubscriptionLimit);
+            self.cold.clear();
+            encode::error(&mut self.cold, &entries[0].exchange, now, &details, 1);
+            self.s.push_one(ci, &self.cold, 0);
+            self.s.start_close(ci, 1008, "subscription limit");
+            return;
+        }
         self.s.counters.sessions += 1;
         for (id, kind) in resolved.subs {
             self.subscribe(ci, id, kind, now);
@@ -236,6 +320,73 @@ impl Fanout {
                 }
             }
         }
+    }
+
+    /// The `[server]` limit a request of `subs` passes, as the `error` message's details.
+    fn subscription_limit(&self, subs: &[(InstrumentId, SubKind)]) -> Option<String> {
+        let cfg = &self.cfg;
+        if subs.len() > cfg.max_subscriptions_per_client {
+            return Some(format!(
+                "{} subscriptions requested, at most {} per connection \
+                 (server.max_subscriptions_per_client)",
+                subs.len(),
+                cfg.max_subscriptions_per_client
+            ));
+        }
+        let (mut series, mut levels) = (0usize, 0usize);
+        let mut new: Vec<(u32, &str, bool, usize)> = Vec::new();
+        for (id, kind) in subs {
+            let SubKind::Snapshot { spec, timer } = kind else {
+                continue;
+            };
+            series += 1;
+            levels += spec.depth;
+            let exists = self.instrs.get(id.index()).is_some_and(|i| {
+                i.snaps
+                    .iter()
+                    .any(|s| *s.name == *spec.name && s.timer == *timer)
+            });
+            let key = (id.0, spec.name.as_str(), *timer, spec.depth);
+            if !exists && !new.contains(&key) {
+                new.push(key);
+            }
+        }
+        if series > cfg.max_snapshot_series_per_client {
+            return Some(format!(
+                "{series} snapshot series requested, at most {} per connection \
+                 (server.max_snapshot_series_per_client)",
+                cfg.max_snapshot_series_per_client
+            ));
+        }
+        if levels > cfg.max_snapshot_levels_per_client {
+            return Some(format!(
+                "snapshot series of {levels} levels in all requested, at most {} per \
+                 connection (server.max_snapshot_levels_per_client)",
+                cfg.max_snapshot_levels_per_client
+            ));
+        }
+        if new.is_empty() {
+            return None;
+        }
+        let (mut total_series, mut total_levels) = (0usize, 0usize);
+        for i in &self.instrs {
+            total_series += i.snaps.len();
+            total_levels += i.snaps.iter().map(|s| s.top.bids.len()).sum::<usize>();
+        }
+        let new_levels: usize = new.iter().map(|k| k.3).sum();
+        if total_series + new.len() > cfg.max_snapshot_series
+            || total_levels + new_levels > cfg.max_snapshot_levels
+        {
+            return Some(format!(
+                "server snapshot capacity reached: {} new series of {new_levels} levels \
+                 requested, {total_series} series of {total_levels} levels exist, at most {} \
+                 series and {} levels (server.max_snapshot_series, server.max_snapshot_levels)",
+                new.len(),
+                cfg.max_snapshot_series,
+                cfg.max_snapshot_levels
+            ));
+        }
+        None
     }
 
     pub(super) fn subscribe(&mut self, ci: u32, id: InstrumentId, kind: SubKind, now_ns: i64) {

@@ -310,6 +310,8 @@ pub(super) struct Fanout {
     pub(super) instruments: Arc<Instruments>,
     pub(super) tuning: Tuning,
     pub(super) max_clients: usize,
+    /// The `[server]` config (subscription and series limits).
+    pub(super) cfg: ServerConfig,
     /// The message being fanned out (encoded once).
     pub(super) scratch: Vec<u8>,
     /// Per-client messages (cold).
@@ -328,6 +330,9 @@ pub(super) struct Fanout {
     pub(super) next_heartbeat: Instant,
     pub(super) timer_streams: usize,
     pub(super) next_timer_ns: i64,
+    /// Accepted connections in handshake, oldest first: slot, deadline, source address.
+    /// Entries whose slot moved on are skipped (compared by deadline).
+    pub(super) pending: std::collections::VecDeque<(u32, Instant, std::net::IpAddr)>,
 }
 
 impl Fanout {
@@ -362,6 +367,7 @@ impl Fanout {
             instrs,
             instruments,
             max_clients: cfg.max_clients,
+            cfg: cfg.clone(),
             scratch: Vec::with_capacity(1 << 16),
             cold: Vec::with_capacity(1 << 16),
             writer: BookChangeWriter::default(),
@@ -377,6 +383,7 @@ impl Fanout {
             tuning,
             timer_streams: 0,
             next_timer_ns: i64::MAX,
+            pending: std::collections::VecDeque::with_capacity(cfg.max_pending_handshakes),
         }
     }
 
@@ -391,6 +398,9 @@ impl Fanout {
             return Duration::ZERO;
         }
         let mut d = self.next_heartbeat.saturating_duration_since(now);
+        if let Some(&(_, deadline, _)) = self.pending.front() {
+            d = d.min(deadline.saturating_duration_since(now));
+        }
         if self.timer_streams > 0 {
             let wall = unix_now_ns();
             let until = self.next_timer_ns.saturating_sub(wall).max(0) as u64;
@@ -453,6 +463,8 @@ impl Fanout {
                 i += 1;
             }
         }
+        self.expire_handshakes(now);
+        self.expire_handshakes(now);
         if self.timer_streams > 0 {
             let wall = unix_now_ns();
             if wall >= self.next_timer_ns {
@@ -479,13 +491,7 @@ impl Fanout {
                         self.s.slow_close(ci);
                     }
                 }
-                Phase::Handshake => {
-                    c.handshake_ticks += 1;
-                    if c.handshake_ticks >= 2 {
-                        self.s.counters.heartbeat_timeouts += 1;
-                        self.remove(ci);
-                    }
-                }
+                Phase::Handshake => {}
                 Phase::Closing | Phase::Draining => {}
             }
         }

@@ -28,11 +28,13 @@ pub enum BadRequest {
     ProtocolError,
     /// Over `max_clients`: the TCP connection is closed at once.
     TooManyClients,
+    /// Over a subscription or snapshot-series limit of `[server]`: `error`, close 1008.
+    SubscriptionLimit,
 }
 
 impl BadRequest {
     /// Every kind, in counter order.
-    pub const ALL: [BadRequest; 10] = [
+    pub const ALL: [BadRequest; 11] = [
         BadRequest::HeaderTooLarge,
         BadRequest::NotWebSocket,
         BadRequest::BadHandshake,
@@ -43,6 +45,7 @@ impl BadRequest {
         BadRequest::OversizedFrame,
         BadRequest::ProtocolError,
         BadRequest::TooManyClients,
+        BadRequest::SubscriptionLimit,
     ];
 
     /// Name for metrics.
@@ -58,6 +61,7 @@ impl BadRequest {
             BadRequest::OversizedFrame => "oversized_frame",
             BadRequest::ProtocolError => "protocol_error",
             BadRequest::TooManyClients => "too_many_clients",
+            BadRequest::SubscriptionLimit => "subscription_limit",
         }
     }
 }
@@ -125,9 +129,16 @@ counters! {
     resnapshots,
     /// Clients closed with 1008 `Too much backpressure` (over the hard limit).
     slow_client_closes,
-    /// Clients terminated for sending nothing between two heartbeat pings, or for not
-    /// finishing their request within two heartbeat intervals.
+    /// Clients terminated for sending nothing between two heartbeat pings.
     heartbeat_timeouts,
+    /// Connections closed for not completing their request head within
+    /// `handshake_timeout_ms`.
+    handshake_timeouts,
+    /// Pending handshakes closed to make room under `max_pending_handshakes`.
+    handshakes_evicted,
+    /// Connections refused at accept: `max_pending_handshakes` full of young handshakes, or
+    /// `max_pending_handshakes_per_ip` reached for the source address.
+    handshakes_refused,
     /// Clients that closed the connection (close frame or TCP close) or failed on I/O.
     client_disconnects,
     /// Client data frames (text, binary) received and ignored.

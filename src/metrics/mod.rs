@@ -23,6 +23,7 @@
 
 mod dump;
 mod exporter;
+mod http;
 mod prom;
 mod recorder;
 
@@ -31,6 +32,7 @@ pub use exporter::{
     Exporter, ExporterError, ExporterHandle, Latency, LatencyConfig, LatencySnapshot,
     StageQuantiles,
 };
+pub use http::{HttpCounters, HttpLimits, HttpServer};
 pub use prom::{CONTENT_TYPE, MetricsServer, Sources, process_memory_bytes, render};
 pub use recorder::{
     HIGHEST_NS, Interval, LOWEST_NS, SIGNIFICANT_DIGITS, Stage, StageRecorder, new_histogram,

@@ -1,23 +1,22 @@
 //! `GET /metrics`: every counter of a run in the Prometheus text exposition format (0.0.4),
-//! served by `tiny_http` on a cold thread.
+//! served by [`super::http::HttpServer`] on a cold thread.
 //!
 //! Names follow Prometheus conventions: `pinfeed_` prefix, `_total` on counters, base units
 //! (`_seconds`, `_bytes`), labels for queue, feed, connection, kind, stage and quantile.
-//! Malformed HTTP gets 400 from `tiny_http` and the server keeps serving; other paths get
-//! 404, other methods 405.
+//! Malformed HTTP gets 400 and the server keeps serving; other paths get 404, other methods
+//! 405; a head over the limit 431, a connection over the limit 503.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::fanout::{BadRequest, FanoutStats};
 use crate::pipeline::{ConnState, RunStats};
 use crate::venue::{FrameKind, ParseError};
 
 use super::exporter::Latency;
+use super::http::{HttpCounters, HttpLimits, HttpServer};
 use super::recorder::Stage;
 
 /// The content type of the exposition format.
@@ -302,7 +301,7 @@ fn book(t: &mut Text, run: &RunStats) {
         "Order books currently synced.",
         load(&b.books_synced),
     );
-    let counters: [(&'static str, &str, &AtomicU64); 12] = [
+    let counters: [(&'static str, &str, &AtomicU64); 14] = [
         (
             "pinfeed_book_snapshots_total",
             "Book snapshots applied.",
@@ -363,6 +362,16 @@ fn book(t: &mut Text, run: &RunStats) {
             "Resubscribe requests sent to ingest threads.",
             &b.resubscribes,
         ),
+        (
+            "pinfeed_book_resyncs_deferred_total",
+            "Resync requests held back by the per-instrument backoff.",
+            &b.resyncs_deferred,
+        ),
+        (
+            "pinfeed_book_resync_budget_reconnects_total",
+            "Connections rebuilt for spending their resync budget.",
+            &b.resync_budget_reconnects,
+        ),
     ];
     for (name, help, c) in counters {
         t.one(name, "counter", help, load(c));
@@ -403,7 +412,7 @@ fn book(t: &mut Text, run: &RunStats) {
 fn fanout(t: &mut Text, f: &FanoutStats) {
     let c = f.load();
     t.one("pinfeed_clients", "gauge", "Connected clients.", c.clients);
-    let counters: [(&'static str, &str, u64); 11] = [
+    let counters: [(&'static str, &str, u64); 14] = [
         (
             "pinfeed_client_connections_total",
             "Client TCP connections accepted.",
@@ -453,6 +462,21 @@ fn fanout(t: &mut Text, f: &FanoutStats) {
             "pinfeed_client_heartbeat_timeouts_total",
             "Clients terminated by the heartbeat.",
             c.heartbeat_timeouts,
+        ),
+        (
+            "pinfeed_client_handshake_timeouts_total",
+            "Connections closed for not completing the request within handshake_timeout_ms.",
+            c.handshake_timeouts,
+        ),
+        (
+            "pinfeed_client_handshakes_evicted_total",
+            "Oldest pending handshakes closed to make room (max_pending_handshakes).",
+            c.handshakes_evicted,
+        ),
+        (
+            "pinfeed_client_handshakes_refused_total",
+            "Connections refused: pending handshakes full or per-IP limit.",
+            c.handshakes_refused,
         ),
         (
             "pinfeed_client_disconnects_total",
@@ -520,86 +544,81 @@ fn latency(t: &mut Text, l: &Latency) {
     );
 }
 
-/// The `/metrics` HTTP server thread.
+/// The `/metrics` HTTP server thread (see [`super::http`] for its limits).
 pub struct MetricsServer {
-    addr: SocketAddr,
-    server: Arc<tiny_http::Server>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    server: HttpServer,
 }
 
 impl MetricsServer {
     /// Binds `addr` (port 0: any free port) and serves `GET /metrics` from a thread named
-    /// `metrics-http`.
+    /// `metrics-http`, with the default [`HttpLimits`].
     ///
     /// # Errors
     /// The bind error.
     pub fn start(addr: SocketAddr, sources: Sources) -> std::io::Result<MetricsServer> {
-        let server = Arc::new(tiny_http::Server::http(addr).map_err(std::io::Error::other)?);
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| std::io::Error::other("not an IP listener"))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (srv, flag) = (server.clone(), stop.clone());
-        let thread = std::thread::Builder::new()
-            .name("metrics-http".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    match srv.recv_timeout(Duration::from_millis(200)) {
-                        Ok(Some(req)) => respond(req, &sources),
-                        Ok(None) => {}
-                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                    }
-                }
-            })?;
-        Ok(MetricsServer {
+        MetricsServer::start_with(addr, sources, HttpLimits::default())
+    }
+
+    /// [`MetricsServer::start`] with explicit limits.
+    ///
+    /// # Errors
+    /// The bind error.
+    pub fn start_with(
+        addr: SocketAddr,
+        sources: Sources,
+        limits: HttpLimits,
+    ) -> std::io::Result<MetricsServer> {
+        let counters = Arc::new(HttpCounters::default());
+        let own = counters.clone();
+        let server = HttpServer::start(
             addr,
-            server,
-            stop,
-            thread: Some(thread),
-        })
+            "metrics-http",
+            limits,
+            counters,
+            move |method, path| match (method, path) {
+                ("GET" | "HEAD", "/metrics") => {
+                    let mut body = render(&sources);
+                    render_http(&mut body, &own);
+                    (200, CONTENT_TYPE, body)
+                }
+                (_, "/metrics") => (405, "text/plain", "method not allowed\n".into()),
+                _ => (404, "text/plain", "not found; try /metrics\n".into()),
+            },
+        )?;
+        Ok(MetricsServer { server })
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.server.local_addr()
     }
 
     /// Stops serving and joins the thread.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    pub fn stop(self) {
+        self.server.stop();
     }
 }
 
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        self.shutdown();
+/// The `/metrics` server's own counters.
+fn render_http(out: &mut String, c: &HttpCounters) {
+    let mut t = Text {
+        out: std::mem::take(out),
+        family: "",
+    };
+    t.family(
+        "pinfeed_metrics_http_total",
+        "counter",
+        "Requests and refusals of the /metrics server, by outcome.",
+    );
+    for (outcome, v) in [
+        ("answered", &c.requests),
+        ("refused_busy", &c.refused),
+        ("accept_error", &c.accept_errors),
+        ("timeout", &c.timeouts),
+        ("too_large", &c.too_large),
+        ("malformed", &c.malformed),
+    ] {
+        t.value(&[("outcome", outcome)], v.load(Ordering::Relaxed));
     }
-}
-
-fn respond(req: tiny_http::Request, sources: &Sources) {
-    let header = |v: &str| {
-        tiny_http::Header::from_bytes(&b"Content-Type"[..], v.as_bytes()).expect("valid header")
-    };
-    let path = req.url().split('?').next().unwrap_or("");
-    let (status, body, kind) = match (req.method(), path) {
-        (tiny_http::Method::Get | tiny_http::Method::Head, "/metrics") => {
-            (200, render(sources), CONTENT_TYPE)
-        }
-        (_, "/metrics") => (405, "method not allowed\n".into(), "text/plain"),
-        _ => (404, "not found; try /metrics\n".into(), "text/plain"),
-    };
-    let response = tiny_http::Response::from_string(body)
-        .with_status_code(status)
-        .with_header(header(kind));
-    let _ = req.respond(response);
+    *out = t.out;
 }

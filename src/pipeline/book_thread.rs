@@ -39,6 +39,7 @@ use crossbeam_utils::CachePadded;
 use rtrb::Consumer;
 
 use crate::book::{BookEngine, Disposition, PackedTickerState, ResyncReason, SyncState};
+use crate::config::ResyncConfig;
 use crate::fanout::{FanoutMsg, Notifier};
 use crate::metrics::{Stage, StageRecorder, offset_ns, stamps_mut};
 use crate::model::{BookBegin, BookEnd, BookSide, Event, Exchange, InstrumentId, Level, Stamps};
@@ -123,6 +124,19 @@ pub struct BookThread {
     latency: Option<StageRecorder>,
     conn_stats: Vec<Arc<CachePadded<super::ConnStats>>>,
     conn_sums: Vec<[u64; 3]>,
+    resync_policy: ResyncConfig,
+    /// Per instrument: resyncs sent since it was last synced for `reset_after_ms`.
+    resync_attempts: Vec<u32>,
+    /// Per instrument: monotonic ns of the last resync sent (0: never).
+    resync_sent_ns: Vec<u64>,
+    /// Per instrument: no resync before this monotonic ns.
+    resync_not_before_ns: Vec<u64>,
+    /// Resyncs held back by the backoff, in no order; `deferred_flag` marks members.
+    deferred: Vec<InstrumentId>,
+    deferred_flag: Vec<bool>,
+    /// Per connection: start of the budget window (monotonic ns) and resyncs sent in it.
+    budget: Vec<(u64, u32)>,
+    jitter: u64,
 }
 
 impl BookThread {
@@ -175,7 +189,39 @@ impl BookThread {
             latency: None,
             conn_stats: Vec::new(),
             conn_sums: Vec::new(),
+            resync_policy: ResyncConfig::default(),
+            resync_attempts: vec![0; n],
+            resync_sent_ns: vec![0; n],
+            resync_not_before_ns: vec![0; n],
+            deferred: Vec::with_capacity(n),
+            deferred_flag: vec![false; n],
+            budget: vec![(0, 0); conns],
+            jitter: 0x9E37_79B9_7F4A_7C15 ^ mono_ns(),
         }
+    }
+
+    /// Paces resyncs with `policy` (default [`ResyncConfig::default`]).
+    pub fn with_resync_policy(mut self, policy: ResyncConfig) -> BookThread {
+        self.resync_policy = policy;
+        self
+    }
+
+    /// The wait after `attempts` resyncs: `backoff_initial_ms * 2^(attempts-1)` up to
+    /// `backoff_max_ms`, plus up to 50 % jitter (xorshift), in ns; 0 before the first.
+    fn backoff_ns(&mut self, attempts: u32) -> u64 {
+        if attempts == 0 {
+            return 0;
+        }
+        let p = &self.resync_policy;
+        let base_ms = p
+            .backoff_initial_ms
+            .saturating_mul(1u64 << (attempts - 1).min(30))
+            .min(p.backoff_max_ms);
+        self.jitter ^= self.jitter << 13;
+        self.jitter ^= self.jitter >> 7;
+        self.jitter ^= self.jitter << 17;
+        let base_ns = base_ms.saturating_mul(1_000_000);
+        base_ns + self.jitter % (base_ns / 2 + 1)
     }
 
     /// Publishes per-connection book counters (gaps, resyncs, checksum failures) into
@@ -562,7 +608,14 @@ impl BookThread {
         if self.resyncs.is_empty() {
             return;
         }
+        self.send_resyncs();
+    }
+
+    /// Sends `self.resyncs` (then empties it), holding back those in backoff and rebuilding
+    /// connections over their budget.
+    fn send_resyncs(&mut self) {
         let mut resyncs = std::mem::take(&mut self.resyncs);
+        let now = mono_ns();
         for &id in &resyncs {
             let Some(Some(c)) = self.topo.conn_of.get(id.index()).copied() else {
                 continue;
@@ -570,6 +623,44 @@ impl BookThread {
             if !self.connected.get(c).copied().unwrap_or(false) {
                 continue; // the reconnect brings fresh snapshots
             }
+            let i = id.index();
+            if now < self.resync_not_before_ns[i] {
+                if !self.deferred_flag[i] {
+                    self.deferred_flag[i] = true;
+                    self.deferred.push(id);
+                    bump(&self.stats.resyncs_deferred, 1);
+                }
+                continue;
+            }
+            // the connection's budget: past it, rebuild the connection instead
+            let window_ns = self
+                .resync_policy
+                .budget_window_ms
+                .saturating_mul(1_000_000);
+            let (start, spent) = &mut self.budget[c];
+            if now.saturating_sub(*start) > window_ns {
+                (*start, *spent) = (now, 0);
+            }
+            *spent += 1;
+            if *spent > self.resync_policy.budget_per_connection {
+                *spent = 0;
+                *start = now;
+                if let Some(tx) = self.ingest_control.get(c) {
+                    if tx.try_send(IngestControl::Reconnect).is_ok() {
+                        bump(&self.stats.resync_budget_reconnects, 1);
+                    }
+                }
+                continue;
+            }
+            let reset_ns = self.resync_policy.reset_after_ms.saturating_mul(1_000_000);
+            if self.resync_sent_ns[i] != 0 && now.saturating_sub(self.resync_sent_ns[i]) > reset_ns
+            {
+                self.resync_attempts[i] = 0;
+            }
+            self.resync_attempts[i] = self.resync_attempts[i].saturating_add(1);
+            self.resync_sent_ns[i] = now;
+            let wait = self.backoff_ns(self.resync_attempts[i]);
+            self.resync_not_before_ns[i] = now + wait;
             if self.topo.rest_book[id.index()] {
                 self.request_rest(c, id);
             } else if let Some(tx) = self.ingest_control.get(c) {
@@ -585,6 +676,29 @@ impl BookThread {
 
     fn housekeeping(&mut self, now_ns: u64) {
         self.flush_ctl();
+        // resyncs whose backoff expired (a book synced meanwhile needs none)
+        if !self.deferred.is_empty() {
+            let mut due = std::mem::take(&mut self.resyncs);
+            let mut k = 0;
+            while k < self.deferred.len() {
+                let id = self.deferred[k];
+                let i = id.index();
+                if self.engine.state(id) == Some(SyncState::Synced) {
+                    self.deferred_flag[i] = false;
+                    self.deferred.swap_remove(k);
+                } else if now_ns >= self.resync_not_before_ns[i] {
+                    self.deferred_flag[i] = false;
+                    self.deferred.swap_remove(k);
+                    due.push(id);
+                } else {
+                    k += 1;
+                }
+            }
+            self.resyncs = due;
+            if !self.resyncs.is_empty() {
+                self.send_resyncs();
+            }
+        }
         // republish stale books as their latest state (a failure queues the book again)
         let stale = std::mem::take(&mut self.stale_list);
         for &id in &stale {

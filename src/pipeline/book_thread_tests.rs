@@ -69,6 +69,14 @@ struct Rig {
 
 /// Two books A and B on connection 0 of Bybit; `rest_books` makes them REST-seeded.
 fn rig(out_slots: usize, rest_books: bool) -> Rig {
+    rig_with(
+        out_slots,
+        rest_books,
+        crate::config::ResyncConfig::default(),
+    )
+}
+
+fn rig_with(out_slots: usize, rest_books: bool, policy: crate::config::ResyncConfig) -> Rig {
     let mut engine = BookEngine::new();
     for id in [A, B] {
         engine.register(id, crate::venue::bybit::check_sequence, None, rest_books);
@@ -97,7 +105,8 @@ fn rig(out_slots: usize, rest_books: bool) -> Rig {
         rest_tx,
         vec![control_tx],
         stats.clone(),
-    );
+    )
+    .with_resync_policy(policy);
     let thread = std::thread::spawn(move || t.run());
     Rig {
         ingest,
@@ -350,5 +359,71 @@ fn a_full_fanout_ring_drops_trades_and_republishes_books() {
     assert_eq!(
         last_snapshot_levels,
         book.depth(BookSide::Bid) + book.depth(BookSide::Ask)
+    );
+}
+
+/// Issue 9 item 5: a book whose fresh snapshot keeps breaking resubscribed at once, forever
+/// (26,410 times in 60 s). The second resync now waits out the backoff.
+#[test]
+fn repeated_resyncs_back_off() {
+    let policy = crate::config::ResyncConfig {
+        backoff_initial_ms: 300,
+        ..Default::default()
+    };
+    let mut r = rig_with(1024, false, policy);
+    r.send(&[IngestItem::Connected]);
+    r.send(&book_message(A, true, 10, 4));
+    r.send(&[IngestItem::Lost(A)]);
+    let first = r.control.recv_timeout(Duration::from_secs(5));
+    assert_eq!(
+        first,
+        Ok(IngestControl::Resubscribe(A)),
+        "the first goes out at once"
+    );
+    let resynced = std::time::Instant::now();
+    r.send(&book_message(A, true, 20, 4));
+    r.send(&[IngestItem::Lost(A)]);
+    r.wait_ingest_drained();
+    // held back: 300 ms plus up to 50 % jitter
+    assert!(
+        r.control.recv_timeout(Duration::from_millis(150)).is_err(),
+        "sent inside the backoff"
+    );
+    assert_eq!(r.stats.resyncs_deferred.load(Ordering::Relaxed), 1);
+    let second = r.control.recv_timeout(Duration::from_secs(5));
+    assert_eq!(second, Ok(IngestControl::Resubscribe(A)));
+    let waited = resynced.elapsed();
+    assert!(waited >= Duration::from_millis(290), "{waited:?}");
+    let (_, _, rest) = r.finish();
+    assert_eq!(rest.stats.resubscribes.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn a_spent_resync_budget_rebuilds_the_connection() {
+    let policy = crate::config::ResyncConfig {
+        backoff_initial_ms: 0,
+        budget_per_connection: 2,
+        ..Default::default()
+    };
+    let mut r = rig_with(1024, false, policy);
+    r.send(&[IngestItem::Connected]);
+    let mut got = Vec::new();
+    for round in 0..3u64 {
+        r.send(&book_message(A, true, 10 + round * 10, 4));
+        r.send(&[IngestItem::Lost(A)]);
+        got.push(r.control.recv_timeout(Duration::from_secs(5)).unwrap());
+    }
+    assert_eq!(
+        got,
+        [
+            IngestControl::Resubscribe(A),
+            IngestControl::Resubscribe(A),
+            IngestControl::Reconnect
+        ]
+    );
+    let (_, _, rest) = r.finish();
+    assert_eq!(
+        rest.stats.resync_budget_reconnects.load(Ordering::Relaxed),
+        1
     );
 }

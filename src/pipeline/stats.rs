@@ -222,6 +222,10 @@ pub struct BookThreadStats {
     pub rest_requests: AtomicU64,
     /// Resubscribe requests sent to ingest threads (WebSocket-snapshot books).
     pub resubscribes: AtomicU64,
+    /// Resync requests held back by the per-instrument backoff (sent when it expires).
+    pub resyncs_deferred: AtomicU64,
+    /// Connections rebuilt for spending their resync budget.
+    pub resync_budget_reconnects: AtomicU64,
 }
 
 /// Every counter of a running `pinfeed run`.

@@ -152,7 +152,19 @@ impl Harness {
             max_clients,
             send_buffer_soft_bytes: soft,
             send_buffer_hard_bytes: hard,
+            ..ServerConfig::default()
         };
+        Harness::start_config(cfg, tuning, wake, latency, on_thread)
+    }
+
+    /// A server on `cfg` (its `listen` should be port 0).
+    pub fn start_config(
+        cfg: ServerConfig,
+        tuning: Tuning,
+        wake: u8,
+        latency: Option<pinfeed::metrics::StageRecorder>,
+        on_thread: fn(u16),
+    ) -> Harness {
         let mut server = Server::bind_tuned(&cfg, Arc::new(instruments()), tuning).unwrap();
         if let Some(rec) = latency {
             server.set_latency(rec);
