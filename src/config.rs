@@ -25,6 +25,7 @@
 //! reset_after_ms = 60000      # synced this long: the next resync goes out at once
 //! budget_per_connection = 50  # resyncs per window before the connection is rebuilt
 //! budget_window_ms = 60000
+//! max_levels_per_side = 20000 # a book side past this resyncs (so does a crossed book)
 //!
 //! [cpu]
 //! ingest = [0]      # cores for ingest threads, assigned round-robin per connection
@@ -248,7 +249,7 @@ pub struct Config {
     pub server: ServerConfig,
     /// Threads.
     pub cpu: CpuConfig,
-    /// Resync pacing.
+    /// Resync pacing and book sanity limits.
     pub resync: ResyncConfig,
     /// Upstream connections.
     pub connections: Vec<Connection>,
@@ -275,6 +276,9 @@ pub struct ResyncConfig {
     pub budget_per_connection: u32,
     /// The budget's window, ms. Default 60000.
     pub budget_window_ms: u64,
+    /// Levels one side of a book may hold; a delta that would pass it resyncs the book
+    /// (reason `too_many_levels`). Default 20000.
+    pub max_levels_per_side: usize,
 }
 
 impl Default for ResyncConfig {
@@ -285,6 +289,7 @@ impl Default for ResyncConfig {
             reset_after_ms: 60_000,
             budget_per_connection: 50,
             budget_window_ms: 60_000,
+            max_levels_per_side: crate::book::DEFAULT_MAX_LEVELS_PER_SIDE,
         }
     }
 }

@@ -224,6 +224,7 @@ pub struct Layout {
 pub fn layout(config: &Config) -> Result<Layout, RunError> {
     let mut instruments = Instruments::new();
     let mut engine = BookEngine::new();
+    engine.set_max_levels_per_side(config.resync.max_levels_per_side);
     let mut owner: Vec<usize> = Vec::new();
     let mut conn_books = Vec::new();
     let mut conn_exchanges = Vec::new();

@@ -580,3 +580,41 @@ fn snapshot_capacity_over_all_clients_is_capped() {
     a.close(None).unwrap();
     again.close(None).unwrap();
 }
+
+/// Issue 9 item 4: due timer series were refreshed and encoded for clients that were all
+/// conflating, then dropped: three non-reading clients kept the fan-out thread at 100 %.
+/// Now such a series is neither refreshed nor encoded (counted), and a reading client of
+/// another series still gets every snapshot.
+#[test]
+fn timer_snapshots_for_conflating_clients_are_not_encoded() {
+    let mut h = Harness::start(16 << 10, 64 << 20, Tuning::default());
+    let prices: Vec<(String, String)> = (0..1000)
+        .map(|i| (format!("{}", 10_000 - i), format!("{}", 10_001 + i)))
+        .collect();
+    let mut levels = Vec::new();
+    for (b, a) in &prices {
+        levels.push((Bid, b.as_str(), "1.5"));
+        levels.push((Ask, a.as_str(), "2.5"));
+    }
+    h.push(book(BTC, true, &levels, T0_MS));
+    // a client that never reads, on a 10 ms depth-1000 timer series
+    let _stuck = connect(
+        h.addr,
+        &json!({"exchange":"binance-futures","symbols":["BTCUSDT"],
+            "dataTypes":["book_snapshot_1000_10ms"],"timerSnapshots":true}),
+    );
+    h.sessions(1);
+    let c = h.wait("skipping", |c| c.timer_snapshots_skipped >= 20);
+    assert!(c.conflations >= 20, "{c:?}");
+    // a reading client on its own series is served on time
+    let mut reader = connect(
+        h.addr,
+        &json!({"exchange":"binance-futures","symbols":["BTCUSDT"],
+            "dataTypes":["quote_100ms"],"timerSnapshots":true}),
+    );
+    for _ in 0..4 {
+        let q = next(&mut reader);
+        assert_eq!(q["name"], json!("quote_100ms"));
+        assert_eq!(q["bids"], json!([{"price":10000,"amount":1.5}]));
+    }
+}

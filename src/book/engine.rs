@@ -55,11 +55,15 @@ pub enum ResyncReason {
     BufferOverflow,
     /// The connection carrying the book was lost.
     Disconnected,
+    /// A side passed [`BookEngine::max_levels_per_side`] (a runaway or hostile delta).
+    TooManyLevels,
+    /// After a whole message the best bid was at or above the best ask.
+    Crossed,
 }
 
 impl ResyncReason {
     /// Every reason, in counter order.
-    pub const ALL: [ResyncReason; 7] = [
+    pub const ALL: [ResyncReason; 9] = [
         ResyncReason::Gap,
         ResyncReason::ChecksumMismatch,
         ResyncReason::MalformedMessage,
@@ -67,6 +71,8 @@ impl ResyncReason {
         ResyncReason::DroppedDelta,
         ResyncReason::BufferOverflow,
         ResyncReason::Disconnected,
+        ResyncReason::TooManyLevels,
+        ResyncReason::Crossed,
     ];
 
     /// Name for summaries and metrics.
@@ -79,6 +85,8 @@ impl ResyncReason {
             ResyncReason::DroppedDelta => "dropped_delta",
             ResyncReason::BufferOverflow => "buffer_overflow",
             ResyncReason::Disconnected => "disconnected",
+            ResyncReason::TooManyLevels => "too_many_levels",
+            ResyncReason::Crossed => "crossed",
         }
     }
 }
@@ -103,7 +111,7 @@ pub struct BookStats {
     /// Deltas skipped because the book was not synced and cannot buffer (WS-snapshot venues).
     pub skipped_unsynced: u64,
     /// Times the book left `synced`, by [`ResyncReason::ALL`] index.
-    pub resyncs: [u64; 7],
+    pub resyncs: [u64; ResyncReason::ALL.len()],
     /// Trades seen.
     pub trades: u64,
 }
@@ -250,7 +258,12 @@ pub struct BookEngine {
     resync_requests: Vec<InstrumentId>,
     checksum_scratch: Vec<(Decimal, Decimal)>,
     checksum_scratch_asks: Vec<(Decimal, Decimal)>,
+    max_levels_per_side: usize,
 }
+
+/// Default of [`BookEngine::max_levels_per_side`]: far above any venue's depth (Binance's
+/// deepest REST snapshot is 1000 levels; its diff stream grows books to a few thousand).
+pub const DEFAULT_MAX_LEVELS_PER_SIDE: usize = 20_000;
 
 impl Default for BookEngine {
     fn default() -> Self {
@@ -270,7 +283,19 @@ impl BookEngine {
             resync_requests: Vec::with_capacity(1024),
             checksum_scratch: vec![(Decimal::ZERO, Decimal::ZERO); 64],
             checksum_scratch_asks: vec![(Decimal::ZERO, Decimal::ZERO); 64],
+            max_levels_per_side: DEFAULT_MAX_LEVELS_PER_SIDE,
         }
+    }
+
+    /// Levels a side may hold; a level that would pass it resyncs the book
+    /// ([`ResyncReason::TooManyLevels`]).
+    pub fn max_levels_per_side(&self) -> usize {
+        self.max_levels_per_side
+    }
+
+    /// Sets [`BookEngine::max_levels_per_side`] (at least 1).
+    pub fn set_max_levels_per_side(&mut self, levels: usize) {
+        self.max_levels_per_side = levels.max(1);
     }
 
     /// Registers the book of `id` with its venue's sync rule, optional checksum (function and
@@ -459,13 +484,15 @@ impl BookEngine {
                 match self.disposition {
                     Disposition::Apply | Disposition::ApplySnapshot => {
                         let s = &mut self.slots[id.index()];
-                        if s.book.apply(l.side, l.price, l.qty).is_err() {
-                            Self::break_chain(
-                                s,
-                                id,
-                                ResyncReason::Overflow,
-                                &mut self.resync_requests,
-                            );
+                        let reason = if s.book.apply(l.side, l.price, l.qty).is_err() {
+                            Some(ResyncReason::Overflow)
+                        } else if s.book.depth(l.side) > self.max_levels_per_side {
+                            Some(ResyncReason::TooManyLevels)
+                        } else {
+                            None
+                        };
+                        if let Some(reason) = reason {
+                            Self::break_chain(s, id, reason, &mut self.resync_requests);
                             self.message_ok = false;
                             self.disposition = Disposition::Skip;
                         }
@@ -516,7 +543,19 @@ impl BookEngine {
                                 }
                                 _ => true,
                             };
-                            if ok {
+                            let crossed = match (s.book.best_bid(), s.book.best_ask()) {
+                                (Some((bid, _)), Some((ask, _))) => bid.cmp_value(ask).is_ge(),
+                                _ => false,
+                            };
+                            if ok && crossed {
+                                Self::break_chain(
+                                    s,
+                                    id,
+                                    ResyncReason::Crossed,
+                                    &mut self.resync_requests,
+                                );
+                                self.message_ok = false;
+                            } else if ok {
                                 if self.disposition == Disposition::ApplySnapshot {
                                     s.stats.snapshots += 1;
                                     s.after_snapshot = true;

@@ -400,3 +400,59 @@ fn ticker_merge_keeps_known_fields() {
     assert_eq!(t.merged.open_interest, Some(d("10")));
     assert_eq!(t.merged.mark_price, Some(d("5")));
 }
+
+/// Issue 9 item 7: one 2 MB Bybit delta of 130,000 levels left a crossed book marked
+/// `synced`. A side past `max_levels_per_side` resyncs the book, and so does a crossed book.
+#[test]
+fn runaway_and_crossed_books_resync() {
+    use BookSide::{Ask, Bid};
+    let mut e = BookEngine::new();
+    e.set_max_levels_per_side(16);
+    e.register(InstrumentId(0), linked, None, false);
+    assert!(msg(
+        &mut e,
+        0,
+        true,
+        1,
+        None,
+        &[(Bid, "100", "1"), (Ask, "101", "1")],
+        None
+    ));
+    let prices: Vec<String> = (0..17).map(|i| format!("{}", 50 + i)).collect();
+    let many: Vec<(BookSide, &str, &str)> = prices.iter().map(|p| (Bid, p.as_str(), "1")).collect();
+    assert!(!msg(&mut e, 0, false, 2, Some(1), &many, None));
+    assert_eq!(
+        e.state(InstrumentId(0)),
+        Some(SyncState::Resyncing(ResyncReason::TooManyLevels))
+    );
+    // 16 levels fit
+    assert!(msg(&mut e, 0, true, 3, None, &many[..15], None));
+    assert_eq!(e.state(InstrumentId(0)), Some(SyncState::Synced));
+    // a bid at the ask crosses the book
+    assert!(msg(
+        &mut e,
+        0,
+        true,
+        4,
+        None,
+        &[(Bid, "100", "1"), (Ask, "101", "1")],
+        None
+    ));
+    assert!(!msg(
+        &mut e,
+        0,
+        false,
+        5,
+        Some(4),
+        &[(Bid, "101", "2")],
+        None
+    ));
+    assert_eq!(
+        e.state(InstrumentId(0)),
+        Some(SyncState::Resyncing(ResyncReason::Crossed))
+    );
+    let stats = e.stats(InstrumentId(0)).unwrap();
+    let idx = |r: ResyncReason| ResyncReason::ALL.iter().position(|x| *x == r).unwrap();
+    assert_eq!(stats.resyncs[idx(ResyncReason::TooManyLevels)], 1);
+    assert_eq!(stats.resyncs[idx(ResyncReason::Crossed)], 1);
+}

@@ -7,7 +7,8 @@
 mod engine;
 
 pub use engine::{
-    BookEngine, BookStats, Disposition, PackedTickerState, ResyncReason, SyncState, TickerState,
+    BookEngine, BookStats, DEFAULT_MAX_LEVELS_PER_SIDE, Disposition, PackedTickerState,
+    ResyncReason, SyncState, TickerState,
 };
 
 use crate::model::{BookSide, Decimal, MAX_DECIMALS, pow10};

@@ -382,7 +382,11 @@ impl Fanout {
             for s in snaps.iter_mut().filter(|s| s.timer) {
                 if !busy {
                     if let Some(ts) = s.timer_due(wall) {
-                        if *synced {
+                        if *synced && !self.s.any_takes(&s.subs) {
+                            // every subscriber is conflating: no refresh, no encoding
+                            self.s.counters.timer_snapshots_skipped += 1;
+                            self.s.conflate_all(&s.subs);
+                        } else if *synced {
                             s.top.refresh(book);
                             self.scratch.clear();
                             encode::book_snapshot(

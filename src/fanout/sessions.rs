@@ -61,6 +61,39 @@ impl Sessions {
         }
     }
 
+    /// True when some open subscriber in `subs` would take a conflatable message now (is not
+    /// conflating and not over the soft limit).
+    pub(super) fn any_takes(&self, subs: &[SubRef]) -> bool {
+        subs.iter().any(|r| {
+            matches!(
+                self.clients.get(r.client as usize),
+                Some(Some(c)) if c.phase == Phase::Open && !c.conflating && c.backlog <= self.soft
+            )
+        })
+    }
+
+    /// Conflates a message nobody in `subs` would take, without encoding it: every open
+    /// subscriber's subscription is marked for fresh state, and each is counted.
+    pub(super) fn conflate_all(&mut self, subs: &[SubRef]) {
+        for r in subs {
+            let Some(c) = self
+                .clients
+                .get_mut(r.client as usize)
+                .and_then(Option::as_mut)
+            else {
+                continue;
+            };
+            if c.phase != Phase::Open {
+                continue;
+            }
+            c.conflating = true;
+            if let Some(s) = c.subs.get_mut(r.sub as usize) {
+                s.dirty = true;
+            }
+            self.counters.conflations += 1;
+        }
+    }
+
     /// Queues one encoded message to every open subscriber; returns how many got it.
     /// `conflatable` messages are dropped (and remembered) for clients over the soft limit.
     #[inline]

@@ -127,6 +127,9 @@ counters! {
     conflations,
     /// Fresh state sent to a client after its conflated backlog drained.
     resnapshots,
+    /// Timer snapshots due while every subscriber was conflating: neither refreshed nor
+    /// encoded (each subscriber gets fresh state once it drains).
+    timer_snapshots_skipped,
     /// Clients closed with 1008 `Too much backpressure` (over the hard limit).
     slow_client_closes,
     /// Clients terminated for sending nothing between two heartbeat pings.

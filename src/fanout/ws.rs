@@ -257,6 +257,16 @@ pub struct FrameDecoder {
     message_bytes: u64,
     /// A close frame was decoded: nothing after it is looked at.
     closed: bool,
+    /// The current data message is text: its payload must be UTF-8 (RFC 6455 section 8.1,
+    /// close 1007 otherwise), checked as it streams by.
+    text: bool,
+    /// Payload bytes of the current frame already seen (the mask index).
+    payload_pos: u64,
+    /// The start of a UTF-8 sequence cut by a frame or read boundary.
+    utf8_carry: [u8; 4],
+    utf8_carry_len: usize,
+    /// The current data frame ends its message.
+    fin: bool,
 }
 
 impl Default for FrameDecoder {
@@ -272,6 +282,11 @@ impl Default for FrameDecoder {
             in_message: false,
             message_bytes: 0,
             closed: false,
+            text: false,
+            payload_pos: 0,
+            utf8_carry: [0; 4],
+            utf8_carry_len: 0,
+            fin: false,
         }
     }
 }
@@ -312,6 +327,8 @@ impl FrameDecoder {
                             self.control[pos] = b ^ self.mask[pos % 4];
                         }
                         self.control_len += take;
+                    } else if self.text {
+                        self.check_utf8(&data[..take])?;
                     }
                     data = &data[take..];
                     self.remaining = Some(remaining - take as u64);
@@ -372,7 +389,10 @@ impl FrameDecoder {
                 }
                 if opcode != 0 {
                     self.message_bytes = 0;
+                    self.text = opcode == 0x1;
+                    self.utf8_carry_len = 0;
                 }
+                self.fin = fin;
                 self.message_bytes += len;
                 if self.message_bytes > MAX_PAYLOAD_BYTES {
                     return Err(FrameError::TooBig);
@@ -388,7 +408,33 @@ impl FrameDecoder {
         }
         self.opcode = opcode;
         self.control_len = 0;
+        self.payload_pos = 0;
         self.remaining = Some(len);
+        Ok(())
+    }
+
+    /// Checks masked text payload bytes as UTF-8, carrying a sequence cut at the end.
+    fn check_utf8(&mut self, masked: &[u8]) -> Result<(), FrameError> {
+        let mut block = [0u8; 4096];
+        for chunk in masked.chunks(block.len() - 4) {
+            let carry = self.utf8_carry_len;
+            block[..carry].copy_from_slice(&self.utf8_carry[..carry]);
+            for (i, &b) in chunk.iter().enumerate() {
+                let pos = (self.payload_pos + i as u64) % 4;
+                block[carry + i] = b ^ self.mask[pos as usize];
+            }
+            self.payload_pos += chunk.len() as u64;
+            let n = carry + chunk.len();
+            match std::str::from_utf8(&block[..n]) {
+                Ok(_) => self.utf8_carry_len = 0,
+                Err(e) if e.error_len().is_none() => {
+                    let tail = &block[e.valid_up_to()..n];
+                    self.utf8_carry[..tail.len()].copy_from_slice(tail);
+                    self.utf8_carry_len = tail.len();
+                }
+                Err(_) => return Err(FrameError::InvalidUtf8),
+            }
+        }
         Ok(())
     }
 
@@ -425,7 +471,13 @@ impl FrameDecoder {
                 self.closed = true;
                 return Ok(true);
             }
-            _ => on_frame(ClientFrame::Data),
+            _ => {
+                if self.text && self.fin && self.utf8_carry_len != 0 {
+                    // the message ended inside a UTF-8 sequence
+                    return Err(FrameError::InvalidUtf8);
+                }
+                on_frame(ClientFrame::Data)
+            }
         }
         Ok(false)
     }
@@ -555,6 +607,47 @@ mod tests {
         assert_eq!(
             decode(&client_frame(true, 0x8, b""), 1),
             (vec![Seen::Close(None)], Ok(()))
+        );
+    }
+
+    /// Issue 9 item 7: invalid UTF-8 in text frames was ignored; RFC 6455 section 8.1 asks
+    /// for close 1007. Valid text split anywhere (frames, reads, mid-sequence) still passes.
+    #[test]
+    fn text_frames_must_be_utf8() {
+        let text = "prix €, größe ✓ 𝄞".as_bytes();
+        let mut bytes = client_frame(false, 0x1, &text[..9]);
+        bytes.extend(client_frame(false, 0x0, &text[9..17]));
+        bytes.extend(client_frame(true, 0x0, &text[17..]));
+        // binary frames carry anything
+        bytes.extend(client_frame(true, 0x2, &[0xFF, 0xFE]));
+        for chunk in [1, 2, 3, 7, 1000] {
+            assert_eq!(
+                decode(&bytes, chunk),
+                (vec![Seen::Data, Seen::Data, Seen::Data, Seen::Data], Ok(())),
+                "chunk {chunk}"
+            );
+        }
+        let bad: [Vec<u8>; 3] = [
+            client_frame(true, 0x1, &[b'a', 0xFF, b'b']),
+            // the message ends inside a sequence (the first two bytes of `€`)
+            client_frame(true, 0x1, &[b'a', 0xE2, 0x82]),
+            {
+                let mut b = client_frame(false, 0x1, &[0xE2]);
+                b.extend(client_frame(true, 0x0, &[b'x']));
+                b
+            },
+        ];
+        for bytes in bad {
+            for chunk in [1, 1000] {
+                assert_eq!(decode(&bytes, chunk).1, Err(FrameError::InvalidUtf8));
+            }
+        }
+        assert_eq!(FrameError::InvalidUtf8.code(), 1007);
+        // long text: the 4 KiB blocks of the check
+        let long = "é".repeat(10_000);
+        assert_eq!(
+            decode(&client_frame(true, 0x1, long.as_bytes()), 4093).1,
+            Ok(())
         );
     }
 

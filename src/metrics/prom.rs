@@ -412,7 +412,7 @@ fn book(t: &mut Text, run: &RunStats) {
 fn fanout(t: &mut Text, f: &FanoutStats) {
     let c = f.load();
     t.one("pinfeed_clients", "gauge", "Connected clients.", c.clients);
-    let counters: [(&'static str, &str, u64); 14] = [
+    let counters: [(&'static str, &str, u64); 15] = [
         (
             "pinfeed_client_connections_total",
             "Client TCP connections accepted.",
@@ -452,6 +452,11 @@ fn fanout(t: &mut Text, f: &FanoutStats) {
             "pinfeed_client_resnapshots_total",
             "Fresh state sent after a conflated backlog drained.",
             c.resnapshots,
+        ),
+        (
+            "pinfeed_timer_snapshots_skipped_total",
+            "Timer snapshots due while every subscriber was conflating (not encoded).",
+            c.timer_snapshots_skipped,
         ),
         (
             "pinfeed_client_slow_closes_total",
