@@ -633,7 +633,7 @@ mod tests {
             client_frame(true, 0x1, &[b'a', 0xE2, 0x82]),
             {
                 let mut b = client_frame(false, 0x1, &[0xE2]);
-                b.extend(client_frame(true, 0x0, &[b'x']));
+                b.extend(client_frame(true, 0x0, b"x"));
                 b
             },
         ];
