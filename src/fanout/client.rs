@@ -113,6 +113,10 @@ pub struct Client {
     pub queued_bytes: u64,
     /// Bytes ever written to the socket.
     pub written_bytes: u64,
+    /// [`Client::queued_bytes`] at the end of the first queued unit (frame, or the raw
+    /// upgrade response) not completely written; equal to `written_bytes` when none. The
+    /// backlog can be dropped at this frame boundary ([`Client::drop_backlog`]).
+    head_unit_end: u64,
     /// Stamped messages not yet completely written, oldest first; capacity fixed at accept
     /// (0: latency off), never grown.
     pub stamps: VecDeque<WriteStamp>,
@@ -142,6 +146,7 @@ impl Client {
             in_closing: false,
             queued_bytes: 0,
             written_bytes: 0,
+            head_unit_end: 0,
             stamps: VecDeque::new(),
         }
     }
@@ -250,6 +255,7 @@ impl Client {
         }
         self.queued_bytes += (h + body) as u64;
         self.seq += 1;
+        self.unit_queued(h + body);
         true
     }
 
@@ -264,6 +270,7 @@ impl Client {
         self.out.extend_from_slice(&header[..h]);
         self.out.extend_from_slice(payload);
         self.queued_bytes += (h + payload.len()) as u64;
+        self.unit_queued(h + payload.len());
         true
     }
 
@@ -274,7 +281,62 @@ impl Client {
         if self.out.len() + bytes.len() <= self.out.capacity() {
             self.out.extend_from_slice(bytes);
             self.queued_bytes += bytes.len() as u64;
+            self.unit_queued(bytes.len());
         }
+    }
+
+    /// After queuing a unit of `n` bytes: it is the head unit when nothing else was pending.
+    #[inline]
+    fn unit_queued(&mut self, n: usize) {
+        if self.pending() == n {
+            self.head_unit_end = self.queued_bytes;
+        }
+    }
+
+    /// Moves [`Client::head_unit_end`] past every unit the writes completed, reading the
+    /// frame headers still in the buffer (units after the first are frames).
+    #[inline]
+    fn advance_head_unit(&mut self) {
+        while self.head_unit_end <= self.written_bytes && self.head_unit_end < self.queued_bytes {
+            let behind = (self.written_bytes - self.head_unit_end) as usize;
+            let Some(at) = self.out_start.checked_sub(behind) else {
+                // not reachable by the invariant; fall back to "no boundary known"
+                self.head_unit_end = self.queued_bytes;
+                return;
+            };
+            let h = &self.out[at..];
+            let (header, len) = match h.get(1).map(|b| b & 0x7F) {
+                Some(126) if h.len() >= 4 => (4, u64::from(u16::from_be_bytes([h[2], h[3]]))),
+                Some(127) if h.len() >= 10 => {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(&h[2..10]);
+                    (10, u64::from_be_bytes(b))
+                }
+                Some(n) if n < 126 => (2, u64::from(n)),
+                _ => {
+                    self.head_unit_end = self.queued_bytes;
+                    return;
+                }
+            };
+            self.head_unit_end += header + len;
+        }
+    }
+
+    /// Drops every queued byte after the frame being written (so a close frame queued next
+    /// goes out at once, not behind the backlog); returns the bytes dropped. Stamps of dropped
+    /// messages are forgotten.
+    pub fn drop_backlog(&mut self) -> u64 {
+        let keep = self
+            .head_unit_end
+            .saturating_sub(self.written_bytes)
+            .min(self.pending() as u64);
+        let dropped = self.pending() as u64 - keep;
+        self.out.truncate(self.out_start + keep as usize);
+        self.queued_bytes = self.written_bytes + keep;
+        let end = self.queued_bytes;
+        self.stamps.retain(|s| s.end_bytes <= end);
+        self.backlog = self.pending();
+        dropped
     }
 
     /// Writes unsent bytes until done or `WouldBlock`; returns the bytes written.
@@ -291,6 +353,7 @@ impl Client {
                     self.out_start += n;
                     written += n;
                     self.written_bytes += n as u64;
+                    self.advance_head_unit();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -198,6 +198,13 @@ impl Sessions {
     #[cold]
     pub(super) fn slow_close(&mut self, ci: u32) {
         self.counters.slow_client_closes += 1;
+        // the close goes out ahead of the backlog, so the client can tell it from a crash
+        if let Some(c) = self.get(ci) {
+            if c.phase == Phase::Open {
+                let dropped = c.drop_backlog();
+                self.counters.slow_close_dropped_bytes += dropped;
+            }
+        }
         self.start_close(ci, 1008, "Too much backpressure");
     }
 

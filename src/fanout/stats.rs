@@ -132,6 +132,8 @@ counters! {
     timer_snapshots_skipped,
     /// Clients closed with 1008 `Too much backpressure` (over the hard limit).
     slow_client_closes,
+    /// Queued bytes dropped at those closes (the close frame goes ahead of the backlog).
+    slow_close_dropped_bytes,
     /// Clients terminated for sending nothing between two heartbeat pings.
     heartbeat_timeouts,
     /// Connections closed for not completing their request head within

@@ -412,7 +412,7 @@ fn book(t: &mut Text, run: &RunStats) {
 fn fanout(t: &mut Text, f: &FanoutStats) {
     let c = f.load();
     t.one("pinfeed_clients", "gauge", "Connected clients.", c.clients);
-    let counters: [(&'static str, &str, u64); 15] = [
+    let counters: [(&'static str, &str, u64); 16] = [
         (
             "pinfeed_client_connections_total",
             "Client TCP connections accepted.",
@@ -462,6 +462,11 @@ fn fanout(t: &mut Text, f: &FanoutStats) {
             "pinfeed_client_slow_closes_total",
             "Clients closed with 1008 over their hard limit.",
             c.slow_client_closes,
+        ),
+        (
+            "pinfeed_client_slow_close_dropped_bytes_total",
+            "Queued bytes dropped when closing slow clients (the close goes first).",
+            c.slow_close_dropped_bytes,
         ),
         (
             "pinfeed_client_heartbeat_timeouts_total",
