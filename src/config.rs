@@ -122,8 +122,8 @@ pub struct ServerConfig {
     /// bound of snapshot state (about 64 bytes per level per side). Default 262144 (32 MiB).
     pub max_snapshot_levels: usize,
     /// Connections accepted but not yet through their WebSocket upgrade, at once. When full,
-    /// the oldest pending one (if older than a tenth of `handshake_timeout_ms`) is closed to
-    /// make room, else the new one is refused; both counted. Default 1024.
+    /// the oldest pending one is closed to make room (counted), so stalled handshakes cannot
+    /// lock real clients out. Default 1024.
     pub max_pending_handshakes: usize,
     /// Pending handshakes from one source IP address; more are refused and counted.
     /// Default 1024 (loopback load tools connect from one address).

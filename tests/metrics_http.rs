@@ -1,6 +1,7 @@
 //! The `/metrics` server under hostile connections (issue 9 items 1 and 6): a head over the
-//! limit gets 431 after at most `max_request_bytes`, connections over the limit get 503, idle
-//! and slow connections are closed at the request timeout, and one thread serves them all.
+//! limit gets 431 after at most `max_request_bytes`, a connection over the limit closes the
+//! oldest idle one, idle and slow connections are closed at the request timeout, and one
+//! thread serves them all.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

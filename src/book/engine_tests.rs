@@ -409,15 +409,8 @@ fn runaway_and_crossed_books_resync() {
     let mut e = BookEngine::new();
     e.set_max_levels_per_side(16);
     e.register(InstrumentId(0), linked, None, false);
-    assert!(msg(
-        &mut e,
-        0,
-        true,
-        1,
-        None,
-        &[(Bid, "100", "1"), (Ask, "101", "1")],
-        None
-    ));
+    let touch = [(Bid, "100", "1"), (Ask, "101", "1")];
+    assert!(msg(&mut e, 0, true, 1, None, &touch, None));
     let prices: Vec<String> = (0..17).map(|i| format!("{}", 50 + i)).collect();
     let many: Vec<(BookSide, &str, &str)> = prices.iter().map(|p| (Bid, p.as_str(), "1")).collect();
     assert!(!msg(&mut e, 0, false, 2, Some(1), &many, None));
@@ -429,15 +422,7 @@ fn runaway_and_crossed_books_resync() {
     assert!(msg(&mut e, 0, true, 3, None, &many[..15], None));
     assert_eq!(e.state(InstrumentId(0)), Some(SyncState::Synced));
     // a bid at the ask crosses the book
-    assert!(msg(
-        &mut e,
-        0,
-        true,
-        4,
-        None,
-        &[(Bid, "100", "1"), (Ask, "101", "1")],
-        None
-    ));
+    assert!(msg(&mut e, 0, true, 4, None, &touch, None));
     assert!(!msg(
         &mut e,
         0,

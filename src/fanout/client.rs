@@ -151,6 +151,16 @@ impl Client {
         }
     }
 
+    /// Drops a conflatable message of subscription `sub`: the client conflates, and the
+    /// subscription gets fresh state once the backlog drains.
+    #[inline]
+    pub fn conflate(&mut self, sub: u32) {
+        self.conflating = true;
+        if let Some(s) = self.subs.get_mut(sub as usize) {
+            s.dirty = true;
+        }
+    }
+
     /// Remembers the last queued message for latency, to be completed by the write that
     /// sends its last byte; false (nothing kept) when the stamp queue is full.
     #[inline]

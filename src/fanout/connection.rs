@@ -88,7 +88,8 @@ impl Fanout {
     }
 
     /// Room for one more pending handshake from `ip`: forgets finished ones when the queue is
-    /// full, then closes the oldest pending one if it is old enough; false refuses the new one.
+    /// full, then closes the oldest pending one; false (refuse the new one) when `ip` is at
+    /// its own limit.
     fn admit_handshake(&mut self, ip: std::net::IpAddr, now: std::time::Instant) -> bool {
         let (max, per_ip) = (
             self.cfg.max_pending_handshakes,
@@ -109,15 +110,16 @@ impl Fanout {
         if self.pending.len() < max {
             return true;
         }
-        let young = self.handshake_timeout() / 10;
-        match self.pending.front().copied() {
-            Some((ci, deadline, _)) if now + self.handshake_timeout() >= deadline + young => {
-                self.pending.pop_front();
+        // a real client is through its upgrade in microseconds: the oldest pending one is
+        // the likeliest to be stalled on purpose
+        let _ = now;
+        match self.pending.pop_front() {
+            Some((ci, _, _)) => {
                 self.s.counters.handshakes_evicted += 1;
                 self.remove(ci);
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 

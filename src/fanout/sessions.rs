@@ -76,21 +76,10 @@ impl Sessions {
     /// subscriber's subscription is marked for fresh state, and each is counted.
     pub(super) fn conflate_all(&mut self, subs: &[SubRef]) {
         for r in subs {
-            let Some(c) = self
-                .clients
-                .get_mut(r.client as usize)
-                .and_then(Option::as_mut)
-            else {
-                continue;
-            };
-            if c.phase != Phase::Open {
-                continue;
+            if let Some(c) = open_mut(&mut self.clients, r) {
+                c.conflate(r.sub);
+                self.counters.conflations += 1;
             }
-            c.conflating = true;
-            if let Some(s) = c.subs.get_mut(r.sub as usize) {
-                s.dirty = true;
-            }
-            self.counters.conflations += 1;
         }
     }
 
@@ -123,21 +112,11 @@ impl Sessions {
         };
         let mut queued = 0;
         for r in subs {
-            let Some(c) = self
-                .clients
-                .get_mut(r.client as usize)
-                .and_then(Option::as_mut)
-            else {
+            let Some(c) = open_mut(&mut self.clients, r) else {
                 continue;
             };
-            if c.phase != Phase::Open {
-                continue;
-            }
             if conflatable && (c.conflating || c.backlog > self.soft) {
-                c.conflating = true;
-                if let Some(s) = c.subs.get_mut(r.sub as usize) {
-                    s.dirty = true;
-                }
+                c.conflate(r.sub);
                 self.counters.conflations += 1;
                 continue;
             }
@@ -288,4 +267,13 @@ impl Sessions {
             }
         }
     }
+}
+
+/// The client of `r` while its session is open.
+#[inline]
+fn open_mut<'a>(clients: &'a mut [Option<Client>], r: &SubRef) -> Option<&'a mut Client> {
+    clients
+        .get_mut(r.client as usize)
+        .and_then(Option::as_mut)
+        .filter(|c| c.phase == Phase::Open)
 }

@@ -3,9 +3,11 @@
 //! It replaces `tiny_http` 0.12, which unwraps `TcpStream::try_clone` (with `panic = "abort"`
 //! an exhausted fd table killed the engine at the next scrape), holds a thread per connection
 //! and buffers request heads of any size. Here:
-//! - at most [`HttpLimits::max_connections`] connections are open at once; one over it is
-//!   answered `503` and closed (counted as `refused`); an `accept` error (`EMFILE`) is counted
-//!   and the listener is retried on the next turn, never unwrapped;
+//! - at most [`HttpLimits::max_connections`] connections are open at once; one over it
+//!   closes the oldest connection still short of a request (counted as `evicted`: a scraper
+//!   sends its request at once, so idle connections cannot lock it out), or, when all are
+//!   answering, is answered `503` (`refused`); an `accept` error (`EMFILE`) is counted and the
+//!   listener is retried on the next turn, never unwrapped;
 //! - a request head is parsed with `httparse` and may be at most
 //!   [`HttpLimits::max_request_bytes`]; longer gets `431` (counted as `too_large`);
 //! - a connection that has not sent a whole head within [`HttpLimits::request_timeout`], or
@@ -48,8 +50,10 @@ impl Default for HttpLimits {
 pub struct HttpCounters {
     /// Requests answered (any status).
     pub requests: AtomicU64,
-    /// Connections refused with `503` over `max_connections`.
+    /// Connections refused with `503` over `max_connections` (every one busy answering).
     pub refused: AtomicU64,
+    /// Connections without a complete request closed to make room over `max_connections`.
+    pub evicted: AtomicU64,
     /// `accept` failures (e.g. `EMFILE`: no file descriptor left).
     pub accept_errors: AtomicU64,
     /// Connections closed for passing `request_timeout`.
@@ -234,10 +238,24 @@ impl<H: Fn(&str, &str) -> Answer> Worker<H> {
             match self.listener.accept() {
                 Ok((mut stream, _)) => {
                     if self.open() >= self.limits.max_connections {
-                        self.counters.refused.fetch_add(1, Ordering::Relaxed);
-                        let busy = response(503, "text/plain", "too many connections\n", false);
-                        let _ = stream.write(&busy);
-                        continue;
+                        // the oldest connection still short of a request makes room (a
+                        // scraper sends its request at once); with none, refuse
+                        let oldest = (0..self.conns.len())
+                            .filter(|&i| self.conns[i].as_ref().is_some_and(|c| c.out.is_empty()))
+                            .min_by_key(|&i| self.conns[i].as_ref().map(|c| c.deadline));
+                        match oldest {
+                            Some(i) => {
+                                self.counters.evicted.fetch_add(1, Ordering::Relaxed);
+                                self.close(i);
+                            }
+                            None => {
+                                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                                let busy =
+                                    response(503, "text/plain", "too many connections\n", false);
+                                let _ = stream.write(&busy);
+                                continue;
+                            }
+                        }
                     }
                     let i = match self.conns.iter().position(Option::is_none) {
                         Some(i) => i,

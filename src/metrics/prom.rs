@@ -623,6 +623,7 @@ fn render_http(out: &mut String, c: &HttpCounters) {
     for (outcome, v) in [
         ("answered", &c.requests),
         ("refused_busy", &c.refused),
+        ("evicted", &c.evicted),
         ("accept_error", &c.accept_errors),
         ("timeout", &c.timeouts),
         ("too_large", &c.too_large),
