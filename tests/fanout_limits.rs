@@ -452,6 +452,7 @@ fn a_stalled_handshake_is_dropped_at_the_handshake_timeout() {
 fn half_open_handshakes_do_not_lock_out_clients() {
     let h = limited(|c| {
         c.max_pending_handshakes = 50;
+        c.max_pending_handshakes_per_ip = 50;
         c.max_clients = 400;
         c.handshake_timeout_ms = 10_000;
     });
@@ -494,13 +495,24 @@ fn pending_handshakes_per_ip_are_capped() {
         idle.push(s);
     }
     h.wait("accepted", |c| c.accepted == 3 && c.clients == 3);
-    let mut s = TcpStream::connect(h.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
-    let c = h.wait("refused", |c| c.handshakes_refused == 1);
-    assert_eq!(c.clients, 3);
+    // a fourth from the same address closes that address's oldest, and is served
+    let mut ws = connect(
+        h.addr,
+        &json!({"exchange":"binance-futures","symbols":["BTCUSDT"],"dataTypes":["trade"]}),
+    );
+    h.sessions(1);
+    idle[0]
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        idle[0].read(&mut buf).unwrap_or(0),
+        0,
+        "the oldest was closed"
+    );
+    let c = h.wait("evicted", |c| c.handshakes_evicted == 1);
+    assert_eq!((c.clients, c.handshakes_refused), (3, 0));
+    ws.close(None).unwrap();
 }
 
 /// Issue 9 item 2: one request for 700 depth-1000 series on 10 instruments took ~460 MB that

@@ -16,6 +16,9 @@ use super::unix_now_ns;
 use super::ws;
 use crate::model::{BookSide, InstrumentId, Level};
 
+/// Pending handshakes, oldest first: slot, deadline, source address.
+type PendingQueue = std::collections::VecDeque<(u32, std::time::Instant, std::net::IpAddr)>;
+
 /// Socket reads (of the 64 KiB buffer) per client per turn.
 const READS_PER_TURN: usize = 16;
 
@@ -35,7 +38,7 @@ impl Fanout {
                         continue;
                     }
                     let now = std::time::Instant::now();
-                    if !self.admit_handshake(peer.ip(), now) {
+                    if !self.admit_handshake(peer.ip()) {
                         self.s.counters.handshakes_refused += 1;
                         let _ = io::Write::write(&mut stream, SERVICE_UNAVAILABLE);
                         continue;
@@ -87,39 +90,42 @@ impl Fanout {
         )
     }
 
-    /// Room for one more pending handshake from `ip`: forgets finished ones when the queue is
-    /// full, then closes the oldest pending one; false (refuse the new one) when `ip` is at
-    /// its own limit.
-    fn admit_handshake(&mut self, ip: std::net::IpAddr, now: std::time::Instant) -> bool {
+    /// Makes room for one more pending handshake from `ip`: forgets finished ones when a limit
+    /// is reached, then closes the oldest pending one of `ip` (at its own limit) or of all (at
+    /// the total). A real client is through its upgrade in microseconds, so the oldest pending
+    /// one is the likeliest to be stalled on purpose; one address can hold at most its share.
+    fn admit_handshake(&mut self, ip: std::net::IpAddr) -> bool {
         let (max, per_ip) = (
             self.cfg.max_pending_handshakes,
             self.cfg.max_pending_handshakes_per_ip,
         );
-        let count_ip =
-            |p: &std::collections::VecDeque<(u32, std::time::Instant, std::net::IpAddr)>| {
-                p.iter().filter(|e| e.2 == ip).count()
-            };
+        let count_ip = |p: &PendingQueue| p.iter().filter(|e| e.2 == ip).count();
         if self.pending.len() >= max || count_ip(&self.pending) >= per_ip {
             let mut queue = std::mem::take(&mut self.pending);
             queue.retain(|&(ci, d, _)| self.still_pending(ci, d));
             self.pending = queue;
         }
-        if count_ip(&self.pending) >= per_ip {
-            return false;
-        }
-        if self.pending.len() < max {
-            return true;
-        }
-        // a real client is through its upgrade in microseconds: the oldest pending one is
-        // the likeliest to be stalled on purpose
-        let _ = now;
-        match self.pending.pop_front() {
-            Some((ci, _, _)) => {
+        // bounded: each turn takes one entry off the queue
+        loop {
+            let victim = if count_ip(&self.pending) >= per_ip {
+                self.pending.iter().position(|e| e.2 == ip)
+            } else if self.pending.len() >= max {
+                Some(0)
+            } else {
+                return true;
+            };
+            // a limit of 0: no handshake may wait
+            let Some((ci, deadline, _)) = victim.and_then(|i| self.pending.remove(i)) else {
+                return false;
+            };
+            // its request may be waiting in the socket (a burst of connects is accepted
+            // before anything is read): read it first, evict only a stalled one
+            self.on_readable(ci);
+            if self.still_pending(ci, deadline) {
                 self.s.counters.handshakes_evicted += 1;
                 self.remove(ci);
-                true
+                return true;
             }
-            None => false,
         }
     }
 

@@ -139,10 +139,10 @@ counters! {
     /// Connections closed for not completing their request head within
     /// `handshake_timeout_ms`.
     handshake_timeouts,
-    /// Pending handshakes closed to make room under `max_pending_handshakes`.
+    /// Pending handshakes closed to make room under `max_pending_handshakes` or
+    /// `max_pending_handshakes_per_ip`.
     handshakes_evicted,
-    /// Connections refused at accept: `max_pending_handshakes` full of young handshakes, or
-    /// `max_pending_handshakes_per_ip` reached for the source address.
+    /// Connections refused at accept with 503 because a pending-handshake limit is 0.
     handshakes_refused,
     /// Clients that closed the connection (close frame or TCP close) or failed on I/O.
     client_disconnects,
