@@ -16,7 +16,7 @@
 //! max_snapshot_series = 4096             # distinct series, all clients
 //! max_snapshot_levels = 262144           # sum of their depths, all clients
 //! max_pending_handshakes = 1024          # accepted, upgrade not complete (oldest evicted)
-//! max_pending_handshakes_per_ip = 256    # the same per source address (its oldest evicted)
+//! max_pending_handshakes_per_ip = 1024   # the same per source address (its oldest evicted)
 //! handshake_timeout_ms = 5000            # accept to complete request head
 //!
 //! [resync]
@@ -127,7 +127,8 @@ pub struct ServerConfig {
     pub max_pending_handshakes: usize,
     /// Pending handshakes from one source IP address; past it, that address's oldest pending
     /// one is closed to make room (counted), so one address cannot take the whole of
-    /// `max_pending_handshakes`. Default 256.
+    /// `max_pending_handshakes` when set lower. Default 1024 (a burst of 1000 loopback load
+    /// clients, all from one address, connects at once; public-facing hosts want less).
     pub max_pending_handshakes_per_ip: usize,
     /// Time from accept to a complete request head; a connection still short of it is closed
     /// and counted. Default 5000 ms.
@@ -147,7 +148,7 @@ impl Default for ServerConfig {
             max_snapshot_series: 4096,
             max_snapshot_levels: 262_144,
             max_pending_handshakes: 1024,
-            max_pending_handshakes_per_ip: 256,
+            max_pending_handshakes_per_ip: 1024,
             handshake_timeout_ms: 5000,
         }
     }
