@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pinfeed::metrics::{HttpLimits, MetricsServer, Sources};
 use pinfeed::pipeline::RunStats;
