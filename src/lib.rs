@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod fanout;
+pub mod fuzzing;
 pub mod ingest;
 pub mod metrics;
 pub mod model;

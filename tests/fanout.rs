@@ -530,10 +530,16 @@ fn the_hot_path_does_not_allocate_once_warm() {
     round(&mut h, &mut ws, 4);
     let after = FANOUT_ALLOCS.load(Ordering::Relaxed);
     assert_eq!(after - before, 0, "allocations on the fan-out thread");
-    // the stamps were taken and reached the exporter
+    // the stamps were taken and reached the exporter: each message is stamped, or counted
+    // as skipped when the client's stamp queue was full (a loaded machine reads slowly)
     let deadline = Instant::now() + Duration::from_secs(5);
-    while latency.snapshot().stage(Stage::ReadToWritten).count < 1600 {
-        assert!(Instant::now() < deadline, "{:?}", latency.snapshot());
+    loop {
+        let snap = latency.snapshot();
+        let stamped = snap.stage(Stage::ReadToWritten).count;
+        if stamped > 0 && stamped + snap.stamps_skipped >= 1600 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{snap:?}");
         thread::sleep(Duration::from_millis(10));
     }
     drop(h);

@@ -41,13 +41,13 @@
 mod client;
 mod connection;
 pub mod encode;
-mod options;
+pub(crate) mod options;
 mod route;
 mod server;
 mod sessions;
 mod state;
 mod stats;
-mod ws;
+pub(crate) mod ws;
 
 pub use server::{Notifier, Server, StopHandle, Tuning};
 pub use stats::{BadRequest, FanoutCounters, FanoutStats};
