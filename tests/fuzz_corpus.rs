@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use pinfeed::fuzzing::{self, TARGETS, feed_selector};
+use pinfeed::fuzzing::{TARGETS, feed_selector};
 use pinfeed::sim::recording::{Record, Recording, bundled_recordings};
 use pinfeed::venue::feed_from_url;
 
