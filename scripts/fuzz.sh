@@ -20,7 +20,7 @@ cargo test --test fuzz_corpus -- --ignored write_seed_corpora --quiet
 for t in "${targets[@]}"; do
     log="$(mktemp)"
     cargo +nightly fuzz run "$t" "fuzz/corpus/$t" -- -max_total_time="$secs" \
-        -rss_limit_mb=4096 -max_len=1048576 2>"$log" || { tail -40 "$log"; exit 1; }
+        -rss_limit_mb=4096 -max_len=1048576 -print_final_stats=1 2>"$log" || { tail -40 "$log"; exit 1; }
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
     rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
     echo "$t: ${execs:-?} execs in ${secs} s (${rate:-?}/s), no crash"
