@@ -10,6 +10,7 @@ pub mod demo;
 pub mod fanout;
 pub mod fuzzing;
 pub mod ingest;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;

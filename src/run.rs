@@ -349,7 +349,7 @@ pub fn fd_budget(config: &Config) -> u64 {
 /// # Errors
 /// [`RunError::Invalid`] on `server.max_clients` when the limit is too low.
 pub fn ensure_fd_budget(config: &Config) -> Result<(), RunError> {
-    use crate::bench::procstat::{fd_limit, raise_fd_limit};
+    use crate::limits::{fd_limit, raise_fd_limit};
     let Some(limit) = fd_limit() else {
         return Ok(());
     };

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pinfeed::bench::procstat::{fd_limit, raise_fd_limit};
+use pinfeed::limits::{fd_limit, raise_fd_limit};
 use pinfeed::metrics::{MetricsServer, Sources};
 use pinfeed::pipeline::RunStats;
 
