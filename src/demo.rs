@@ -157,6 +157,19 @@ pub fn run(opts: &DemoOptions, stop: &Receiver<()>) -> Result<DemoTotals, DemoEr
     let mut cfg = Config::parse(&sim.config_toml(None))?;
     cfg.server.listen = opts.listen;
     cfg.cpu.pin = false;
+    // the demo is the quick start: where the hard descriptor limit cannot cover the default
+    // max_clients, it serves fewer clients instead of refusing (`run` refuses)
+    if let Some(limit) = crate::limits::fd_limit() {
+        let need = run::fd_budget(&cfg);
+        if limit.hard < need {
+            let others = need - cfg.server.max_clients as u64;
+            cfg.server.max_clients = limit.hard.saturating_sub(others).max(1) as usize;
+            eprintln!(
+                "pinfeed demo: RLIMIT_NOFILE hard limit {} < {need}: max_clients lowered to {}",
+                limit.hard, cfg.server.max_clients
+            );
+        }
+    }
     let handle = run::start(
         &cfg,
         RunOptions {

@@ -189,14 +189,11 @@ fn sigterm_stops_like_ctrl_c() {
     );
 }
 
-/// Issue 9 item 1: a soft `RLIMIT_NOFILE` is raised to the hard one at start, and a hard limit
-/// that cannot cover `max_clients` (4096 by default) plus the engine's own needs refuses to
-/// start, naming the numbers.
-#[test]
-fn a_file_descriptor_limit_below_max_clients_refuses_to_start() {
+/// Runs the binary with `RLIMIT_NOFILE` soft 256, hard 1024.
+fn with_fd_limit_1024(args: &[&str]) -> Command {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pinfeed"));
-    cmd.args(["demo", "--listen", "127.0.0.1:0", "--metrics-listen", "off"]);
+    cmd.args(args);
     // SAFETY: setrlimit is async-signal-safe; the closure touches no shared state.
     unsafe {
         cmd.pre_exec(|| {
@@ -211,7 +208,28 @@ fn a_file_descriptor_limit_below_max_clients_refuses_to_start() {
             }
         });
     }
-    let out = cmd.output().unwrap();
+    cmd
+}
+
+/// Issue 9 item 1: a soft `RLIMIT_NOFILE` is raised to the hard one at start, and a hard limit
+/// that cannot cover `max_clients` (4096 by default) plus the engine's own needs refuses to
+/// start, naming the numbers.
+#[test]
+fn a_file_descriptor_limit_below_max_clients_refuses_to_start() {
+    let dir = std::env::temp_dir().join(format!("pinfeed-fd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("run.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\n[cpu]\npin = false\n\
+         [[venue]]\nfeed = \"bybit-linear\"\nws_url = \"ws://127.0.0.1:9/v5/public/linear\"\n\
+         symbols = [\"BTCUSDT\"]\n",
+    )
+    .unwrap();
+    let out = with_fd_limit_1024(&["run", "--metrics-listen", "off", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("server.max_clients"), "{e}");
@@ -219,4 +237,23 @@ fn a_file_descriptor_limit_below_max_clients_refuses_to_start() {
         e.contains("allows 1024 (hard limit 1024)"),
         "raised to the hard limit: {e}"
     );
+}
+
+/// The quick start still starts there: the demo serves fewer clients instead.
+#[test]
+fn the_demo_fits_max_clients_to_a_low_file_descriptor_limit() {
+    let out = with_fd_limit_1024(&[
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "off",
+        "--duration",
+        "1",
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("max_clients lowered to 880"), "{e}");
 }
