@@ -527,15 +527,7 @@ fn snapshot_series_over_the_limits_are_refused() {
         h.addr,
         &json!({"exchange":"binance-futures","symbols":["BTCUSDT","ETHUSDT"],"dataTypes":types}),
     );
-    let (code, reason, texts) = close_of(&mut ws);
-    assert_eq!((code, reason.as_str()), (1008, "subscription limit"));
-    assert_eq!(texts.len(), 1, "{texts:?}");
-    assert_eq!(texts[0]["type"], "error");
-    let details = texts[0]["details"].as_str().unwrap();
-    assert!(
-        details.contains("server.max_snapshot_series_per_client"),
-        "{details}"
-    );
+    assert_limit_close(&mut ws, "server.max_snapshot_series_per_client");
     let c = h.wait("refused", |c| {
         c.bad_request(BadRequest::SubscriptionLimit) == 1
     });
@@ -549,14 +541,7 @@ fn snapshot_series_over_the_limits_are_refused() {
         h.addr,
         &json!({"exchange":"binance-futures","symbols":["BTCUSDT"],"dataTypes":types}),
     );
-    let (code, _, texts) = close_of(&mut ws);
-    assert_eq!(code, 1008);
-    assert!(
-        texts[0]["details"]
-            .as_str()
-            .unwrap()
-            .contains("server.max_snapshot_levels_per_client")
-    );
+    assert_limit_close(&mut ws, "server.max_snapshot_levels_per_client");
     // a request within the limits is served
     let mut ok = connect(
         h.addr,
@@ -564,6 +549,16 @@ fn snapshot_series_over_the_limits_are_refused() {
     );
     h.sessions(1);
     ok.close(None).unwrap();
+}
+
+/// The client gets one `error` naming `field`, then close 1008 `subscription limit`.
+fn assert_limit_close(ws: &mut util::Ws, field: &str) {
+    let (code, reason, texts) = close_of(ws);
+    assert_eq!((code, reason.as_str()), (1008, "subscription limit"));
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert_eq!(texts[0]["type"], "error");
+    let details = texts[0]["details"].as_str().unwrap();
+    assert!(details.contains(field), "{details}");
 }
 
 #[test]
@@ -580,15 +575,7 @@ fn snapshot_capacity_over_all_clients_is_capped() {
     let mut again = connect(h.addr, &options(&a_types));
     h.sessions(2);
     let mut b = connect(h.addr, &options(&b_types));
-    let (code, _, texts) = close_of(&mut b);
-    assert_eq!(code, 1008);
-    assert!(
-        texts[0]["details"]
-            .as_str()
-            .unwrap()
-            .contains("server.max_snapshot_levels"),
-        "{texts:?}"
-    );
+    assert_limit_close(&mut b, "server.max_snapshot_levels");
     a.close(None).unwrap();
     again.close(None).unwrap();
 }
