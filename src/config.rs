@@ -15,6 +15,7 @@
 //! max_snapshot_levels_per_client = 32768 # (sum of series depths)
 //! max_snapshot_series = 4096             # distinct series, all clients
 //! max_snapshot_levels = 262144           # sum of their depths, all clients
+//! slot_depth = 50                        # levels per side of the book slots
 //! max_pending_handshakes = 1024          # accepted, upgrade not complete (oldest evicted)
 //! max_pending_handshakes_per_ip = 1024   # the same per source address (its oldest evicted)
 //! handshake_timeout_ms = 5000            # accept to complete request head
@@ -30,7 +31,7 @@
 //! [cpu]
 //! ingest = [0]      # cores for ingest threads, assigned round-robin per connection
 //! book = 1          # core of the book thread
-//! fanout = 1        # core of the fan-out thread
+//! fanout = [1]      # cores of the fan-out shards, one shard each
 //! pin = true        # false: no pinning (shared hosts, CI)
 //! wait = "backoff"  # "spin" (isolated cores) or "backoff" (spin, yield, park)
 //!
@@ -133,6 +134,11 @@ pub struct ServerConfig {
     /// Time from accept to a complete request head; a connection still short of it is closed
     /// and counted. Default 5000 ms.
     pub handshake_timeout_ms: u64,
+    /// Levels per side the book thread's latest-state slots hold (the deepest snapshot
+    /// series or `imbalance_N` served; deeper ones get an `error` message). The book thread
+    /// copies only the depth subscribers need. 1 to 1000; default 50 (about 2.4 KiB per
+    /// instrument).
+    pub slot_depth: usize,
 }
 
 impl Default for ServerConfig {
@@ -150,6 +156,7 @@ impl Default for ServerConfig {
             max_pending_handshakes: 1024,
             max_pending_handshakes_per_ip: 1024,
             handshake_timeout_ms: 5000,
+            slot_depth: crate::pipeline::slot::DEFAULT_SLOT_DEPTH,
         }
     }
 }
@@ -162,8 +169,10 @@ pub struct CpuConfig {
     pub ingest: Vec<usize>,
     /// Core of the book thread. Default 1.
     pub book: usize,
-    /// Core of the fan-out thread. Default 1.
-    pub fanout: usize,
+    /// Cores of the fan-out shards, one shard per listed core (a bare integer is one shard).
+    /// Default `[1]`: one shard.
+    #[serde(deserialize_with = "one_or_many")]
+    pub fanout: Vec<usize>,
     /// Pin threads to their cores. Default true.
     pub pin: bool,
     /// Wait strategy. Default `backoff`.
@@ -175,11 +184,38 @@ impl Default for CpuConfig {
         CpuConfig {
             ingest: vec![0],
             book: 1,
-            fanout: 1,
+            fanout: vec![1],
             pin: true,
             wait: WaitMode::Backoff,
         }
     }
+}
+
+/// A core list written as a list or, as before shards existed, one integer.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<usize>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(usize),
+        Many(Vec<usize>),
+    }
+    let list = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(n) => vec![n],
+        OneOrMany::Many(v) => v,
+    };
+    if list.is_empty() {
+        return Err(serde::de::Error::custom(
+            "cpu.fanout needs at least one core",
+        ));
+    }
+    if list.len() > crate::pipeline::slot::MAX_SHARDS {
+        return Err(serde::de::Error::custom(format!(
+            "cpu.fanout lists {} cores, at most {} shards",
+            list.len(),
+            crate::pipeline::slot::MAX_SHARDS
+        )));
+    }
+    Ok(list)
 }
 
 /// One `[[venue]]`: one upstream connection.
@@ -401,6 +437,15 @@ impl Config {
                 format!(
                     "must be at least send_buffer_soft_bytes ({}) and both non-zero",
                     s.send_buffer_soft_bytes
+                ),
+            ));
+        }
+        if !(1..=crate::fanout::options::MAX_DEPTH_LEVELS).contains(&s.slot_depth) {
+            return Err(invalid(
+                "server.slot_depth".into(),
+                format!(
+                    "must be 1 to {} levels",
+                    crate::fanout::options::MAX_DEPTH_LEVELS
                 ),
             ));
         }

@@ -185,7 +185,7 @@ pub fn options_query(data: &[u8]) {
             let guard = venue_state().lock().unwrap_or_else(|e| e.into_inner());
             guard.replay.instruments.clone()
         });
-        let _ = options::resolve(&entries, instruments);
+        let _ = options::resolve(&entries, instruments, options::MAX_DEPTH_LEVELS);
     }
 }
 

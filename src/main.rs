@@ -101,9 +101,10 @@ enum Command {
         /// Core of the book thread.
         #[arg(long, value_name = "N")]
         cpu_book: Option<usize>,
-        /// Core of the fan-out thread.
-        #[arg(long, value_name = "N")]
-        cpu_fanout: Option<usize>,
+        /// Cores of the fan-out shards, one shard per core: `1`, `0,1` (each shard owns a
+        /// disjoint set of client sockets on the same port, SO_REUSEPORT).
+        #[arg(long, value_name = "LIST")]
+        cpu_fanout: Option<String>,
         /// Wait strategy of the hot threads: `spin` (isolated cores) or `backoff`.
         #[arg(long, value_enum)]
         wait: Option<WaitArg>,
@@ -319,7 +320,9 @@ fn try_main(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                     .map(|l| parse_core_list("--cpu-ingest", &l))
                     .transpose()?,
                 book: cpu_book,
-                fanout: cpu_fanout,
+                fanout: cpu_fanout
+                    .map(|l| parse_core_list("--cpu-fanout", &l))
+                    .transpose()?,
                 wait: wait.map(WaitMode::from),
                 no_pin,
             }

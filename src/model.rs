@@ -551,6 +551,20 @@ pub enum Sequence {
     },
 }
 
+impl Sequence {
+    /// The venue's update id of the message, as one number: Binance `u`, Bybit `u`, OKX
+    /// `seqId`, Deribit `change_id`; 0 without one.
+    pub fn update_id(&self) -> u64 {
+        match *self {
+            Sequence::None => 0,
+            Sequence::Binance { last_update_id, .. } => last_update_id,
+            Sequence::Bybit { update_id, .. } => update_id,
+            Sequence::Okx { seq_id, .. } => seq_id.max(0) as u64,
+            Sequence::Deribit { change_id, .. } => change_id,
+        }
+    }
+}
+
 /// Start of one book message: a snapshot (replace the book) or a delta (absolute level sizes).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct BookBegin {

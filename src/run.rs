@@ -23,17 +23,20 @@ use crossbeam_utils::CachePadded;
 
 use crate::book::BookEngine;
 use crate::config::{Config, WaitMode};
-use crate::fanout::{FanoutMsg, FanoutStats, Server, StopHandle, Tuning};
+use crate::fanout::{
+    FanoutInputs, FanoutMsg, Server, ShardStats, SnapshotRequests, StopHandle, Tuning,
+};
 use crate::ingest::rest::{RestClient, RestConnection, RestWorker};
-use crate::ingest::{ConnectOptions, Ingest, IngestItem, tls};
+use crate::ingest::{ConnectOptions, Ingest, IngestItem, TradeLanes, tls};
 use crate::metrics::{
     Exporter, ExporterError, ExporterHandle, Latency, LatencyConfig, LatencySnapshot,
     MetricsServer, Sources, Stage,
 };
 use crate::model::{Exchange, InstrumentId, Instruments};
-use crate::pipeline::book_thread::{Input, Topology};
+use crate::pipeline::book_thread::{Input, ShardOut, Topology};
 use crate::pipeline::pin::{self, PinError, PinnedThread};
-use crate::pipeline::{BookThread, ConnStats, RunStats, WaitStrategy, Wakeup, ring};
+use crate::pipeline::slot::{BookSlots, ShardRequest};
+use crate::pipeline::{BookThread, ConnStats, RingProducer, RunStats, WaitStrategy, Wakeup, ring};
 use crate::venue::{self, Channels, ConnectPlan};
 
 /// Why `pinfeed run` could not start. Each names the field, flag or address at fault.
@@ -86,14 +89,16 @@ pub struct RunOptions {
     pub ingest_ring_slots: usize,
     /// Slots of the REST ring (events). Default 16,384.
     pub rest_ring_slots: usize,
-    /// Slots of the fan-out ring (messages). Default 32,768.
+    /// Slots of each fan-out shard's ring from the book thread (messages). Default 32,768.
     pub fanout_ring_slots: usize,
+    /// Slots of each trade lane (one per connection and shard; messages). Default 8,192.
+    pub lane_ring_slots: usize,
     /// Status line period; `None`: no periodic line. Default 10 s.
     pub status_interval: Option<Duration>,
     /// Connection timeouts.
     pub connect: ConnectOptions,
-    /// Test hook: do not start the fan-out server; hand its ring's consumer to the caller
-    /// ([`RunHandle::fanout`]).
+    /// Test hook: do not start the fan-out server; hand its rings to the caller
+    /// ([`RunHandle::fanout`]); the book thread publishes every delta to them.
     pub external_fanout: bool,
     /// Stage latency recording and HDR dumps (`--hdr-dir`, `--hdr-interval`).
     pub latency: LatencyConfig,
@@ -113,6 +118,7 @@ impl Default for RunOptions {
             ingest_ring_slots: 1 << 14,
             rest_ring_slots: 1 << 14,
             fanout_ring_slots: 1 << 15,
+            lane_ring_slots: 1 << 13,
             status_interval: Some(Duration::from_secs(10)),
             connect: ConnectOptions::default(),
             external_fanout: false,
@@ -130,8 +136,8 @@ pub struct CpuOverrides {
     pub ingest: Option<Vec<usize>>,
     /// `--cpu-book N`.
     pub book: Option<usize>,
-    /// `--cpu-fanout N`.
-    pub fanout: Option<usize>,
+    /// `--cpu-fanout LIST`: one fan-out shard per core.
+    pub fanout: Option<Vec<usize>>,
     /// `--wait spin|backoff`.
     pub wait: Option<WaitMode>,
     /// `--no-pin`.
@@ -147,8 +153,8 @@ impl CpuOverrides {
         if let Some(n) = self.book {
             config.cpu.book = n;
         }
-        if let Some(n) = self.fanout {
-            config.cpu.fanout = n;
+        if let Some(list) = &self.fanout {
+            config.cpu.fanout = list.clone();
         }
         if let Some(w) = self.wait {
             config.cpu.wait = w;
@@ -291,6 +297,126 @@ pub fn layout(config: &Config) -> Result<Layout, RunError> {
     })
 }
 
+/// What [`RunOptions::external_fanout`] hands over instead of a fan-out server: the book
+/// thread's ring (every delta, every notice) and one trade lane per connection.
+pub struct ExternalFanout {
+    /// The book thread's ring.
+    pub book: rtrb::Consumer<FanoutMsg>,
+    /// Trade lanes, by connection.
+    pub lanes: Vec<rtrb::Consumer<FanoutMsg>>,
+}
+
+impl ExternalFanout {
+    /// The next message: the trade lanes first, then the book ring (the order the fan-out
+    /// drains them in; order holds within each ring).
+    ///
+    /// # Errors
+    /// [`rtrb::PopError::Empty`] when every ring is empty.
+    pub fn pop(&mut self) -> Result<FanoutMsg, rtrb::PopError> {
+        for lane in &mut self.lanes {
+            if let Ok(m) = lane.pop() {
+                return Ok(m);
+            }
+        }
+        self.book.pop()
+    }
+}
+
+/// Every queue of a run, counted in [`RunStats::queues`]: the ingest rings and the REST
+/// ring into the book thread, per fan-out shard its ring from the book thread and its
+/// snapshot-request ring back, per connection and shard a trade lane, and the slots.
+struct Queues {
+    stats: RunStats,
+    ingest_rings: Vec<RingProducer<IngestItem>>,
+    inputs: Vec<Input>,
+    rest_tx: RingProducer<IngestItem>,
+    /// Per shard: the book thread's producer and the request consumer.
+    shard_outs: Vec<(RingProducer<FanoutMsg>, rtrb::Consumer<ShardRequest>)>,
+    /// Per shard: the ring's consumer and the request producer.
+    shard_inputs: Vec<(rtrb::Consumer<FanoutMsg>, rtrb::Producer<ShardRequest>)>,
+    /// Per shard, per connection: trade lane consumers.
+    lanes: Vec<Vec<rtrb::Consumer<FanoutMsg>>>,
+    /// Per connection, per shard: trade lane producers.
+    lane_producers: Vec<Vec<RingProducer<FanoutMsg>>>,
+    slots: Arc<BookSlots>,
+}
+
+/// Builds every queue of a run with the sizes of `options` (one shard per `cpu.fanout` core;
+/// one with an external fan-out).
+fn build_queues(config: &Config, options: &RunOptions, instruments: usize) -> Queues {
+    let shards = if options.external_fanout {
+        1
+    } else {
+        config.cpu.fanout.len().max(1)
+    };
+    let suffix = |s: usize| {
+        if shards == 1 {
+            String::new()
+        } else {
+            format!("-{s}")
+        }
+    };
+    let mut stats = RunStats::default();
+    let mut ingest_rings = Vec::new();
+    let mut inputs = Vec::new();
+    let mut lane_producers = Vec::new();
+    let mut lanes: Vec<Vec<rtrb::Consumer<FanoutMsg>>> = (0..shards).map(|_| Vec::new()).collect();
+    for (c, conn) in config.connections.iter().enumerate() {
+        let (tx, rx, q) = ring::<IngestItem>(
+            format!("ingest-{c}-{}", conn.feed.name()),
+            options.ingest_ring_slots,
+        );
+        stats.queues.push(q);
+        ingest_rings.push(tx);
+        inputs.push(Input::new(rx, Some(c)));
+        stats
+            .connections
+            .push(Arc::new(CachePadded::new(ConnStats::new(c, conn.feed))));
+        let mut producers = Vec::with_capacity(shards);
+        for (s, lane) in lanes.iter_mut().enumerate() {
+            let (tx, rx, q) = ring::<FanoutMsg>(
+                format!("lane-{c}-{}{}", conn.feed.name(), suffix(s)),
+                options.lane_ring_slots,
+            );
+            stats.queues.push(q);
+            producers.push(tx);
+            lane.push(rx);
+        }
+        lane_producers.push(producers);
+    }
+    let (rest_tx, rest_rx, rest_q) = ring::<IngestItem>("rest", options.rest_ring_slots);
+    stats.queues.push(rest_q);
+    inputs.push(Input::new(rest_rx, None));
+    let mut shard_outs = Vec::with_capacity(shards);
+    let mut shard_inputs = Vec::with_capacity(shards);
+    for s in 0..shards {
+        let (tx, rx, q) =
+            ring::<FanoutMsg>(format!("fanout{}", suffix(s)), options.fanout_ring_slots);
+        stats.queues.push(q);
+        // at most one snapshot request per instrument is outstanding per shard (twice for a
+        // race with an invalidation), refreshes come with new series: this ring does not fill
+        let (req_tx, req_rx) = rtrb::RingBuffer::new(4 * instruments + 64);
+        shard_outs.push((tx, req_rx));
+        shard_inputs.push((rx, req_tx));
+    }
+    let slots = Arc::new(BookSlots::new(
+        instruments,
+        config.server.slot_depth,
+        shards,
+    ));
+    Queues {
+        stats,
+        ingest_rings,
+        inputs,
+        rest_tx,
+        shard_outs,
+        shard_inputs,
+        lanes,
+        lane_producers,
+        slots,
+    }
+}
+
 /// A running pipeline.
 pub struct RunHandle {
     /// Every counter.
@@ -299,18 +425,18 @@ pub struct RunHandle {
     pub instruments: Arc<Instruments>,
     /// The client listener's address (`None` with [`RunOptions::external_fanout`]).
     pub local_addr: Option<SocketAddr>,
-    /// With [`RunOptions::external_fanout`]: the consumer of the book thread's output.
-    pub fanout: Option<rtrb::Consumer<FanoutMsg>>,
-    /// The fan-out server's counters (`None` with [`RunOptions::external_fanout`]).
-    pub fanout_stats: Option<Arc<FanoutStats>>,
+    /// With [`RunOptions::external_fanout`]: the book thread's ring and the trade lanes.
+    pub fanout: Option<ExternalFanout>,
+    /// The fan-out shards' counters (`None` with [`RunOptions::external_fanout`]).
+    pub fanout_stats: Option<ShardStats>,
     stop_ingest: Arc<AtomicBool>,
     stop_rest: Arc<AtomicBool>,
     stop_status: Arc<AtomicBool>,
     ingest: Vec<PinnedThread<()>>,
     rest: Option<JoinHandle<()>>,
     book: PinnedThread<BookEngine>,
-    fanout_thread: Option<PinnedThread<()>>,
-    fanout_stop: Option<StopHandle>,
+    fanout_threads: Vec<PinnedThread<()>>,
+    fanout_stops: Vec<StopHandle>,
     status: Option<JoinHandle<()>>,
     /// The address `/metrics` is served on, when it is.
     pub metrics_addr: Option<SocketAddr>,
@@ -413,50 +539,40 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
         });
     }
 
-    let mut stats = RunStats::default();
-    let (fanout_tx, fanout_rx, fanout_q) = ring::<FanoutMsg>("fanout", options.fanout_ring_slots);
-    let mut ingest_rings = Vec::new();
-    let mut inputs = Vec::new();
-    for (c, conn) in config.connections.iter().enumerate() {
-        let (tx, rx, q) = ring::<IngestItem>(
-            format!("ingest-{c}-{}", conn.feed.name()),
-            options.ingest_ring_slots,
-        );
-        stats.queues.push(q);
-        ingest_rings.push(tx);
-        inputs.push(Input::new(rx, Some(c)));
-        stats
-            .connections
-            .push(Arc::new(CachePadded::new(ConnStats::new(c, conn.feed))));
-    }
-    let (rest_tx, rest_rx, rest_q) = ring::<IngestItem>("rest", options.rest_ring_slots);
-    stats.queues.push(rest_q);
-    stats.queues.push(fanout_q);
-    inputs.push(Input::new(rest_rx, None));
+    let Queues {
+        stats,
+        ingest_rings,
+        inputs,
+        rest_tx,
+        shard_outs,
+        mut shard_inputs,
+        mut lanes,
+        lane_producers,
+        slots,
+    } = build_queues(config, &options, instruments.len());
     let stats = Arc::new(stats);
+    let shards = shard_inputs.len();
 
-    // the fan-out server binds first: a taken port fails before any connection opens
-    let (server, fanout_consumer) = if options.external_fanout {
-        (None, Some(fanout_rx))
+    // the fan-out servers bind first: a taken port fails before any connection opens
+    let servers = if options.external_fanout {
+        Vec::new()
     } else {
         // spin: the fan-out busy-polls its sockets and ring instead of sleeping in epoll
         let tuning = Tuning {
             spin: config.cpu.wait == WaitMode::Spin,
             ..Tuning::default()
         };
-        let server =
-            Server::bind_tuned(&config.server, instruments.clone(), tuning).map_err(|source| {
-                RunError::Bind {
-                    addr: config.server.listen,
-                    source,
-                }
-            })?;
-        (Some((server, fanout_rx)), None)
+        Server::bind_shards(&config.server, instruments.clone(), tuning, shards).map_err(
+            |source| RunError::Bind {
+                addr: config.server.listen,
+                source,
+            },
+        )?
     };
     let mut exporter = Exporter::new(options.latency.clone());
     let latency = exporter.latency();
-    let mut server = server;
-    if let Some((s, _)) = server.as_mut() {
+    let mut servers = servers;
+    for s in &mut servers {
         if let Some(rec) = exporter.recorder(&[
             Stage::AppliedToEncoded,
             Stage::EncodedToWritten,
@@ -465,7 +581,9 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
             s.set_latency(rec);
         }
     }
-    let fanout_stats = server.as_ref().map(|(s, _)| s.stats());
+    let fanout_stats = (!servers.is_empty()).then(|| ShardStats {
+        shards: servers.iter().map(Server::stats).collect(),
+    });
     let metrics = match options.metrics_listen {
         Some(addr) => {
             let sources = Sources {
@@ -485,9 +603,9 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
         None => None,
     };
     let metrics_addr = metrics.as_ref().map(|m| m.local_addr());
-    let local_addr = server.as_ref().map(|(s, _)| s.local_addr());
-    let fanout_waker = server.as_ref().map(|(s, _)| s.notifier());
-    let fanout_stop = server.as_ref().map(|(s, _)| s.stop_handle());
+    let local_addr = servers.first().map(Server::local_addr);
+    let notifiers: Vec<_> = servers.iter().map(Server::notifier).collect();
+    let fanout_stops: Vec<_> = servers.iter().map(Server::stop_handle).collect();
 
     let (rest_req_tx, rest_req_rx) = crossbeam_channel::bounded(4096);
     let mut control_txs = Vec::new();
@@ -498,11 +616,20 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
         control_rxs.push(rx);
     }
     let wakeup = Arc::new(Wakeup::new());
+    let mut outs = Vec::with_capacity(shards);
+    for (s, (out, requests)) in shard_outs.into_iter().enumerate() {
+        let out = ShardOut::new(out, notifiers.get(s).cloned());
+        outs.push(if options.external_fanout {
+            out.with_all_deltas()
+        } else {
+            out.with_requests(requests)
+        });
+    }
     let book_thread = BookThread::new(
         engine,
         inputs,
-        fanout_tx,
-        fanout_waker,
+        outs,
+        slots.clone(),
         WaitStrategy::from(cpu.wait),
         wakeup.clone(),
         topology,
@@ -514,15 +641,41 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
     .with_conn_stats(stats.connections.clone())
     .with_resync_policy(config.resync.clone());
     let book = pin::spawn("book", core(cpu.book), move || book_thread.run())?;
-    let fanout_thread = match server {
-        Some((server, consumer)) => Some(pin::spawn("fanout", core(cpu.fanout), move || {
+    let external = if options.external_fanout {
+        let (book_rx, _) = shard_inputs.remove(0);
+        Some(ExternalFanout {
+            book: book_rx,
+            lanes: lanes.remove(0),
+        })
+    } else {
+        None
+    };
+    let mut fanout_threads = Vec::with_capacity(servers.len());
+    for (s, (server, (book_rx, requests))) in servers.into_iter().zip(shard_inputs).enumerate() {
+        let inputs = FanoutInputs {
+            book: book_rx,
+            lanes: std::mem::take(&mut lanes[s]),
+            slots: slots.clone(),
+            shard: s,
+            requests: Some(SnapshotRequests {
+                ring: requests,
+                wakeup: wakeup.clone(),
+            }),
+        };
+        let name = if shards == 1 {
+            "fanout".to_string()
+        } else {
+            format!("fanout-{s}")
+        };
+        let cores = &cpu.fanout;
+        let pinned = core(cores[s % cores.len()]);
+        fanout_threads.push(pin::spawn(&name, pinned, move || {
             // the loop returns only on stop or on a poll failure, which ends serving
-            if let Err(e) = server.run(consumer) {
+            if let Err(e) = server.run(inputs) {
                 eprintln!("pinfeed: fan-out thread failed: {e}");
             }
-        })?),
-        None => None,
-    };
+        })?);
+    }
 
     let stop_rest = Arc::new(AtomicBool::new(false));
     let worker = RestWorker {
@@ -544,8 +697,11 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
 
     let stop_ingest = Arc::new(AtomicBool::new(false));
     let mut ingest = Vec::new();
-    let rings = ingest_rings.into_iter().zip(control_rxs);
-    for (c, (ring, control)) in rings.enumerate() {
+    let rings = ingest_rings
+        .into_iter()
+        .zip(control_rxs)
+        .zip(lane_producers);
+    for (c, ((ring, control), lane_rings)) in rings.enumerate() {
         let conn = config.connections[c].clone();
         let name = format!("ingest-{c}-{}", conn.feed.name());
         let thread = Ingest {
@@ -556,6 +712,11 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
             tls: tls_configs[c].clone(),
             options: options.connect,
             ring,
+            lanes: Some(TradeLanes::new(
+                lane_rings,
+                notifiers.clone(),
+                instruments.len(),
+            )),
             wakeup: wakeup.clone(),
             stats: stats.connections[c].clone(),
             control,
@@ -605,7 +766,7 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
         stats,
         instruments,
         local_addr,
-        fanout: fanout_consumer,
+        fanout: external,
         fanout_stats,
         stop_ingest,
         stop_rest,
@@ -613,8 +774,8 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
         ingest,
         rest: Some(rest),
         book,
-        fanout_thread,
-        fanout_stop,
+        fanout_threads,
+        fanout_stops,
         status,
         metrics_addr,
         latency,
@@ -637,10 +798,10 @@ impl RunHandle {
             let _ = t.join();
         }
         let engine = self.book.join().unwrap_or_default();
-        if let Some(stop) = self.fanout_stop.take() {
+        for stop in self.fanout_stops.drain(..) {
             stop.stop();
         }
-        if let Some(t) = self.fanout_thread.take() {
+        for t in self.fanout_threads.drain(..) {
             let _ = t.join();
         }
         self.stop_status.store(true, Ordering::SeqCst);
@@ -795,13 +956,13 @@ mod tests {
         CpuOverrides {
             ingest: Some(vec![1]),
             book: Some(0),
-            fanout: Some(0),
+            fanout: Some(vec![0, 1]),
             wait: Some(WaitMode::Spin),
             no_pin: true,
         }
         .apply(&mut c);
         assert_eq!(c.cpu.ingest, [1]);
-        assert_eq!((c.cpu.book, c.cpu.fanout), (0, 0));
+        assert_eq!((c.cpu.book, c.cpu.fanout), (0, vec![0, 1]));
         assert_eq!(c.cpu.wait, WaitMode::Spin);
         assert!(!c.cpu.pin);
     }

@@ -4,7 +4,6 @@
 mod util;
 
 use std::process::{Command, Output};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use pinfeed::bench::client::{LoadHandle, LoadOptions, MessageType};
@@ -246,7 +245,7 @@ fn engine_counters_are_visible() {
         &serde_json::json!({"exchange":"deribit","dataTypes":["trade"]}),
     );
     let deadline = Instant::now() + Duration::from_secs(5);
-    while stats.clients.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
+    while stats.load().clients == 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(stats.load().accepted, 1);

@@ -417,9 +417,12 @@ fn connections_over_max_clients_are_refused() {
     assert_eq!((c.clients, c.accepted), (2, 3));
 }
 
+/// A harness on `[server]` defaults changed by `f`, with slots deep enough for depth-1000
+/// series (these tests are about the series limits).
 fn limited(f: impl FnOnce(&mut ServerConfig)) -> Harness {
     let mut cfg = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
+        slot_depth: 1000,
         ..ServerConfig::default()
     };
     f(&mut cfg);
@@ -551,6 +554,44 @@ fn snapshot_series_over_the_limits_are_refused() {
     ok.close(None).unwrap();
 }
 
+/// A series or imbalance stream deeper than the book slots (`server.slot_depth`) is refused
+/// like a data type pinfeed does not serve: an `error` naming the field, and the rest of the
+/// request is served.
+#[test]
+fn series_deeper_than_the_slots_get_an_error() {
+    let mut h = limited(|c| c.slot_depth = 20);
+    let mut ws = connect(
+        h.addr,
+        &json!({"exchange":"binance-futures","symbols":["BTCUSDT"],"withErrorMessages":true,
+            "dataTypes":["book_snapshot_25_0ms","imbalance_21","book_snapshot_20_0ms"]}),
+    );
+    h.sessions(1);
+    let mut errors = Vec::new();
+    for _ in 0..2 {
+        let m = next(&mut ws);
+        assert_eq!(m["type"], "error", "{m}");
+        errors.push(m["details"].as_str().unwrap().to_string());
+    }
+    assert!(
+        errors[0].starts_with("book_snapshot_25_0ms: depth over 20"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].starts_with("imbalance_21: depth over 20"),
+        "{errors:?}"
+    );
+    assert!(errors.iter().all(|e| e.contains("server.slot_depth")));
+    h.push(book(
+        BTC,
+        true,
+        &[(Bid, "10", "1"), (Ask, "11", "2")],
+        T0_MS,
+    ));
+    let m = next(&mut ws);
+    assert_eq!(m["name"], "book_snapshot_20_0ms", "{m}");
+    assert_eq!(h.stats.load().unknown_data_type, 2);
+}
+
 /// The client gets one `error` naming `field`, then close 1008 `subscription limit`.
 fn assert_limit_close(ws: &mut util::Ws, field: &str) {
     let (code, reason, texts) = close_of(ws);
@@ -586,7 +627,11 @@ fn snapshot_capacity_over_all_clients_is_capped() {
 /// another series still gets every snapshot.
 #[test]
 fn timer_snapshots_for_conflating_clients_are_not_encoded() {
-    let mut h = Harness::start(16 << 10, 64 << 20, Tuning::default());
+    let mut h = limited(|c| {
+        c.send_buffer_soft_bytes = 16 << 10;
+        c.send_buffer_hard_bytes = 64 << 20;
+        c.max_clients = 64;
+    });
     let prices: Vec<(String, String)> = (0..1000)
         .map(|i| (format!("{}", 10_000 - i), format!("{}", 10_001 + i)))
         .collect();

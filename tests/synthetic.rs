@@ -68,7 +68,7 @@ fn wait_synced(handle: &mut RunHandle) {
         pump(handle, Duration::from_millis(100));
         let book = &handle.stats.book;
         let synced = book.books_synced.load(std::sync::atomic::Ordering::Relaxed);
-        let trades = book.trades.load(std::sync::atomic::Ordering::Relaxed);
+        let trades = handle.stats.trades();
         if synced == total_books() && trades > 100 {
             return;
         }

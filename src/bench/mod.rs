@@ -524,7 +524,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
     let cores = if opts.pin {
         FloorCores {
             ping: Some(cpu.book),
-            echo: Some(cpu.fanout),
+            echo: cpu.fanout.first().copied(),
         }
     } else {
         FloorCores::default()

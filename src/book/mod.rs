@@ -385,7 +385,7 @@ impl Book {
 /// Rebuilds the exact decimal of a stored value: `value` at `scale`, written with `decimals`
 /// fraction digits.
 #[inline]
-fn to_decimal(value: i64, scale: u8, decimals: u8) -> Decimal {
+pub(crate) fn to_decimal(value: i64, scale: u8, decimals: u8) -> Decimal {
     if decimals >= scale {
         Decimal::new(value * pow10(decimals - scale), decimals)
     } else {

@@ -72,6 +72,9 @@ pub struct ClientSub {
     pub slot: Slot,
     /// A message of it was dropped by conflation: send fresh state once the backlog drains.
     pub dirty: bool,
+    /// `book_change` only: waiting for an `isSnapshot` (a join, a recovery, a lost book);
+    /// deltas are not sent to it meanwhile.
+    pub awaiting: bool,
 }
 
 /// One connection.

@@ -5,6 +5,7 @@ use std::io::{self, Read};
 
 use mio::{Interest, Token};
 
+use super::ShardRequest;
 use super::client::{Client, ClientSub, Phase, Slot};
 use super::encode;
 use super::options::{self, OptionsError, SubKind, UnknownKind};
@@ -14,7 +15,7 @@ use super::state::{ImbStream, SnapStream, SubRef};
 use super::stats::BadRequest;
 use super::unix_now_ns;
 use super::ws;
-use crate::model::{BookSide, InstrumentId, Level};
+use crate::model::InstrumentId;
 
 /// Pending handshakes, oldest first: slot, deadline, source address.
 type PendingQueue = std::collections::VecDeque<(u32, std::time::Instant, std::net::IpAddr)>;
@@ -251,7 +252,7 @@ impl Fanout {
                 return;
             }
         };
-        let resolved = options::resolve(&entries, &self.instruments);
+        let resolved = options::resolve(&entries, &self.instruments, self.slots.max_depth());
         {
             let Some(c) = self.s.get(ci) else { return };
             c.phase = Phase::Open;
@@ -309,8 +310,15 @@ impl Fanout {
             return;
         }
         self.s.counters.sessions += 1;
+        let mut touched: Vec<InstrumentId> = Vec::new();
         for (id, kind) in resolved.subs {
             self.subscribe(ci, id, kind, now);
+            if !touched.contains(&id) {
+                touched.push(id);
+            }
+        }
+        for id in touched {
+            self.update_wants(id.index());
         }
         // initial state (isSnapshot book_change, current snapshots): sent like a recovery
         if let Some(c) = self.s.get(ci) {
@@ -323,9 +331,7 @@ impl Fanout {
             }
             if any {
                 c.conflating = true;
-                if !self.recover(ci) {
-                    self.retry.push(ci);
-                }
+                self.recover(ci);
             }
         }
     }
@@ -476,75 +482,69 @@ impl Fanout {
             instr: id.0,
             slot,
             dirty: false,
+            awaiting: false,
         });
     }
 
-    /// Sends fresh state for every dirty subscription of `ci` whose book is not mid-message;
-    /// true when none is left dirty (the client stops conflating).
-    pub(super) fn recover(&mut self, ci: u32) -> bool {
+    /// Sends fresh state for every dirty subscription of `ci` (a `book_change` one waits for
+    /// its requested snapshot); the client stops conflating.
+    pub(super) fn recover(&mut self, ci: u32) {
         let Some(c) = self.s.get(ci) else {
-            return true;
+            return;
         };
         let n = c.subs.len();
-        let mut complete = true;
         for si in 0..n {
-            let Some(c) = self.s.get(ci) else { return true };
+            let Some(c) = self.s.get(ci) else { return };
             if c.phase != Phase::Open {
-                return true;
+                return;
             }
             let sub = c.subs[si];
             if !sub.dirty {
                 continue;
             }
-            if self
-                .current
-                .is_some_and(|cur| cur.instr == sub.instr as usize)
-            {
-                complete = false;
-                continue;
-            }
             c.subs[si].dirty = false;
-            self.send_state(ci, sub);
+            self.send_state(ci, si, sub);
         }
-        if complete {
-            if let Some(c) = self.s.get(ci) {
-                c.conflating = false;
-            }
+        if let Some(c) = self.s.get(ci) {
+            c.conflating = false;
         }
-        complete
     }
 
-    /// Fresh state of one subscription, to one client.
-    pub(super) fn send_state(&mut self, ci: u32, sub: ClientSub) {
+    /// Fresh state of subscription `si` of client `ci`: the current snapshot or imbalance
+    /// from the slot, the last book ticker; for `book_change`, a full-book snapshot request to
+    /// the book thread (the subscriber waits for it, deltas skip it meanwhile).
+    pub(super) fn send_state(&mut self, ci: u32, si: usize, sub: ClientSub) {
+        let id = InstrumentId(sub.instr);
         let Some(instr) = self.instrs.get_mut(sub.instr as usize) else {
             return;
         };
         self.cold.clear();
-        let mono = instr.last_recv_mono_ns;
+        let depth = match sub.slot {
+            Slot::Snap(i) => instr.snaps.get(i as usize).map_or(0, |s| s.top.bids.len()),
+            Slot::Imb(i) => instr.imbs.get(i as usize).map_or(0, |s| s.depth),
+            _ => 0,
+        };
+        if matches!(sub.slot, Slot::Snap(_) | Slot::Imb(_)) {
+            self.s.counters.slot_read_retries +=
+                u64::from(self.slots.read(id, depth, &mut self.cold_view));
+        }
+        let h = self.cold_view.header;
+        let mono = h.stamps.recv_mono_ns;
         match sub.slot {
-            Slot::BookChange if instr.synced => {
-                let w = &mut self.cold_writer;
-                w.begin();
-                for side in [BookSide::Bid, BookSide::Ask] {
-                    for (price, qty) in instr.book.decimal_levels(side) {
-                        w.level(&Level { side, price, qty });
-                    }
+            Slot::BookChange => {
+                if let Some(c) = self.s.get(ci) {
+                    c.subs[si].awaiting = true;
                 }
-                w.finish(
-                    &mut self.cold,
-                    instr.exchange,
-                    &instr.symbol,
-                    true,
-                    instr.last_exch_ts_ns,
-                    instr.last_recv_ts_ns,
-                );
+                self.request_snapshot(sub.instr as usize);
+                return;
             }
-            Slot::Snap(i) if instr.synced => {
-                let last_ts = instr.last_ts_ns();
+            // a slot written before this depth was wanted: the refresh's notice brings it
+            Slot::Snap(_) | Slot::Imb(_) if usize::from(h.depth) < depth => return,
+            Slot::Snap(i) if h.synced => {
                 let Some(s) = instr.snaps.get_mut(i as usize) else {
                     return;
                 };
-                let ts = s.current(&instr.book, last_ts);
+                let ts = s.current(&self.cold_view, h.ts_ns());
                 encode::book_snapshot(
                     &mut self.cold,
                     instr.exchange,
@@ -554,14 +554,14 @@ impl Fanout {
                     &s.top.bids,
                     &s.top.asks,
                     ts,
-                    instr.last_recv_ts_ns,
+                    h.stamps.recv_ts_ns,
                 );
             }
-            Slot::Imb(i) if instr.synced => {
+            Slot::Imb(i) if h.synced => {
                 let Some(s) = instr.imbs.get_mut(i as usize) else {
                     return;
                 };
-                let Some(bp) = s.current(&instr.book) else {
+                let Some(bp) = s.current(&self.cold_view) else {
                     return;
                 };
                 encode::imbalance(
@@ -570,8 +570,8 @@ impl Fanout {
                     &instr.symbol,
                     s.depth,
                     bp,
-                    instr.last_exch_ts_ns,
-                    instr.last_recv_ts_ns,
+                    h.stamps.exch_ts_ns,
+                    h.stamps.recv_ts_ns,
                 );
             }
             Slot::BookTicker => {
@@ -585,19 +585,52 @@ impl Fanout {
         self.s.push_one(ci, &self.cold, mono);
     }
 
-    /// Retries fresh state that waited for a book message to end.
-    pub(super) fn retry_state(&mut self) {
-        let mut i = 0;
-        while i < self.retry.len() {
-            let ci = self.retry[i];
-            let waiting = self
-                .s
-                .get(ci)
-                .is_some_and(|c| c.phase == Phase::Open && c.conflating);
-            if !waiting || self.recover(ci) {
-                self.retry.swap_remove(i);
-            } else {
-                i += 1;
+    /// Asks the book thread for a full snapshot of instrument `i` for its waiting
+    /// `book_change` subscribers, unless one is already asked for. Without a request ring
+    /// (or with it full) they wait for the next snapshot the venue sends.
+    pub(super) fn request_snapshot(&mut self, i: usize) {
+        let Some(instr) = self.instrs.get_mut(i) else {
+            return;
+        };
+        if instr.snapshot_requested {
+            return;
+        }
+        let Some(req) = self.requests.as_mut() else {
+            return;
+        };
+        if req
+            .ring
+            .push(ShardRequest::Snapshot(InstrumentId(i as u32)))
+            .is_ok()
+        {
+            instr.snapshot_requested = true;
+            self.s.counters.snapshot_requests += 1;
+            req.wakeup.notify();
+        } else {
+            self.s.counters.snapshot_requests_dropped += 1;
+        }
+    }
+
+    /// Tells the book thread what this shard reads of instrument `i`: the slot depth its
+    /// series and imbalance streams need, and whether it wants `book_change` deltas.
+    pub(super) fn update_wants(&mut self, i: usize) {
+        let Some(instr) = self.instrs.get_mut(i) else {
+            return;
+        };
+        let id = InstrumentId(i as u32);
+        let before = instr.depth;
+        instr.depth = instr.wanted_depth().min(self.slots.max_depth());
+        self.slots.want_depth(id, self.shard, instr.depth);
+        self.slots
+            .want_deltas(id, self.shard, !instr.book_change.is_empty());
+        if instr.depth > before {
+            // the slot holds fewer levels until its next write: ask for one now
+            if let Some(req) = self.requests.as_mut() {
+                if req.ring.push(ShardRequest::Refresh(id)).is_ok() {
+                    req.wakeup.notify();
+                } else {
+                    self.s.counters.snapshot_requests_dropped += 1;
+                }
             }
         }
     }
@@ -633,12 +666,13 @@ impl Fanout {
             if let Some(p) = list.iter().position(|x| *x == r) {
                 list.remove(p);
             }
-            if matches!(sub.slot, Slot::Snap(_) | Slot::Imb(_)) && !touched.contains(&sub.instr) {
+            if !touched.contains(&sub.instr) {
                 touched.push(sub.instr);
             }
         }
         for i in touched {
             self.prune_streams(i as usize);
+            self.update_wants(i as usize);
         }
         if c.in_closing {
             self.s.closing.retain(|&x| x != ci);
@@ -646,7 +680,6 @@ impl Fanout {
         if c.in_dirty {
             self.s.dirty.retain(|&x| x != ci);
         }
-        self.retry.retain(|&x| x != ci);
         self.reread.retain(|&x| x != ci);
         self.s.free.push(ci);
         self.s.live -= 1;

@@ -3,10 +3,13 @@
 //!
 //! [`Server`] serves `ws://HOST:PORT/ws-stream-normalized?options=...` exactly as
 //! `PROTOCOL.md` records tardis-machine's real-time API, plus pinfeed's opt-in additions of
-//! `DESIGN.md`. It consumes [`FanoutMsg`]s from the book thread over an `rtrb` ring, keeps its
-//! own copy of every book (for `isSnapshot` changes, snapshots, quotes and imbalance), encodes
-//! each message once and appends the same bytes to every subscribed client's bounded send
-//! buffer. See [`server`](self::Server) for the loop, the wake-up and the backpressure policy.
+//! `DESIGN.md`. It consumes [`FanoutMsg`]s from the book thread's ring and from one trade lane
+//! per ingest connection, encodes each message once and appends the same bytes to every
+//! subscribed client's bounded send buffer. It holds no book: snapshots, quotes and imbalance
+//! read the book thread's latest-state slots ([`BookSlots`]); `book_change` deltas arrive in
+//! order on the ring, and a `book_change` subscriber that joins or falls behind asks the book
+//! thread for a full `isSnapshot` ([`FanoutMsg::Resnapshot`]). See [`server`](self::Server)
+//! for the loop, the wake-up and the backpressure policy; [`Server::bind_shards`] for shards.
 //!
 //! # Choices where PROTOCOL.md leaves room
 //! - Unknown exchange, symbol or data type (or one pinfeed does not compute: grouped
@@ -49,11 +52,24 @@ mod state;
 mod stats;
 pub(crate) mod ws;
 
-pub use server::{Notifier, Server, StopHandle, Tuning};
-pub use stats::{BadRequest, FanoutCounters, FanoutStats};
+pub use server::{FanoutInputs, Notifier, Server, SnapshotRequests, StopHandle, Tuning};
+pub use stats::{BadRequest, FanoutCounters, FanoutStats, ShardStats};
+
+pub use crate::pipeline::slot::{BookSlots, ShardRequest, SlotHeader, SlotView};
 
 use crate::book::PackedTickerState;
-use crate::model::{Event, Exchange, InstrumentId};
+use crate::model::{Event, Exchange, InstrumentId, Stamps};
+
+/// A new state in an instrument's latest-state slot.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct BookNotice {
+    /// The instrument.
+    pub instrument: InstrumentId,
+    /// The slot version written ([`SlotHeader::version`]).
+    pub version: u64,
+    /// Stamps of the applied message.
+    pub stamps: Stamps,
+}
 
 /// Monotonic clock, ns since the first call in the process. Ingest should stamp
 /// `recv_mono_ns` with it so that `withLatency`'s `recvNs` and `sentNs` compare.
@@ -67,15 +83,26 @@ pub(crate) fn unix_now_ns() -> i64 {
     crate::clock::wall_ns()
 }
 
-/// What the book thread publishes to the fan-out thread, in order, over one SPSC ring.
+/// What the book thread publishes to a fan-out shard, in order, over one SPSC ring; and what
+/// an ingest thread publishes over its trade lane (`Event` trades, liquidations and book
+/// tickers, and `Ticker`).
 ///
-/// Book messages arrive only when the book engine applied them (a `BookBegin`, its `Level`s,
-/// a `BookEnd`), so the fan-out can keep its own copy of each book for snapshots and quotes.
+/// Book messages (a `BookBegin`, its `Level`s, a `BookEnd`) arrive only when the book engine
+/// applied them and the shard has `book_change` subscribers of the instrument
+/// ([`BookSlots::want_deltas`]); every applied message is announced by a [`FanoutMsg::Book`]
+/// after its slot was written.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub enum FanoutMsg {
     /// A trade, liquidation, book ticker, or one event of an applied book message. (Raw
     /// `DerivativeTicker` events are not sent: see `Ticker`.)
     Event(Event),
+    /// The book thread published version `version` of the instrument's slot. The slot may
+    /// already hold a later version: the shard reads the latest (conflation by construction)
+    /// and skips notices of versions it has seen.
+    Book(BookNotice),
+    /// The snapshot book message that follows answers this shard's snapshot request: only the
+    /// `book_change` subscribers waiting for a snapshot of the instrument get it.
+    Resnapshot(InstrumentId),
     /// Merged derivative-ticker state after a value changed.
     Ticker(PackedTickerState),
     /// The book of the instrument lost sync (gap, checksum mismatch, dropped delta, lost

@@ -513,9 +513,15 @@ fn derivative_feeds(e: Exchange) -> bool {
     !matches!(e, Exchange::Binance | Exchange::BybitSpot | Exchange::Okex)
 }
 
+fn too_deep(name: &str, max_depth: usize) -> String {
+    format!("{name}: depth over {max_depth} levels is not served (server.slot_depth)")
+}
+
 /// Resolves parsed options against `instruments`: symbols matched case-insensitively (a
 /// missing or empty `symbols` means every served symbol of the exchange), duplicates merged.
-pub fn resolve(entries: &[OptionEntry], instruments: &Instruments) -> Resolved {
+/// Snapshot series and imbalance streams deeper than `max_depth` (`[server] slot_depth`, the
+/// levels the book thread's slots hold) are refused as data types pinfeed does not serve.
+pub fn resolve(entries: &[OptionEntry], instruments: &Instruments, max_depth: usize) -> Resolved {
     let mut r = Resolved::default();
     let any_disconnect = entries.iter().any(|e| e.with_disconnect_messages);
     let integrity = entries.iter().any(|e| e.with_integrity_messages);
@@ -607,6 +613,17 @@ pub fn resolve(entries: &[OptionEntry], instruments: &Instruments) -> Resolved {
                         format!("normalizeOptionsSummary: {} not supported", exchange.id())
                     };
                     err(UnknownKind::DataType, details);
+                    continue;
+                }
+                DataType::BookSnapshot(spec) if spec.depth > max_depth => {
+                    err(UnknownKind::DataType, too_deep(&spec.name, max_depth));
+                    continue;
+                }
+                DataType::Imbalance(n) if *n > max_depth => {
+                    err(
+                        UnknownKind::DataType,
+                        too_deep(&format!("imbalance_{n}"), max_depth),
+                    );
                     continue;
                 }
                 DataType::BookSnapshot(spec) => SubKind::Snapshot {
@@ -858,7 +875,7 @@ mod tests {
                 {"exchange":"kraken","symbols":["XBTUSD"],"dataTypes":["trade"],"withDisconnectMessages":true}]"#,
         )
         .unwrap();
-        let r = resolve(&entries, &inst);
+        let r = resolve(&entries, &inst, MAX_DEPTH_LEVELS);
         let btc = inst.get(Exchange::BinanceFutures, "BTCUSDT").unwrap();
         let spot = inst.get(Exchange::Binance, "BTCUSDT").unwrap();
         assert_eq!(
@@ -914,7 +931,7 @@ mod tests {
             r#"{"exchange":"binance","dataTypes":["quote","quote_1s","imbalance_3"],"timerSnapshots":true}"#,
         )
         .unwrap();
-        let r = resolve(&entries, &inst);
+        let r = resolve(&entries, &inst, MAX_DEPTH_LEVELS);
         let timers: Vec<_> = r
             .subs
             .iter()

@@ -1,14 +1,16 @@
-//! Ring messages of the fan-out loop: each is encoded once and queued to its subscribers;
-//! book messages also update the fan-out's copy of the book and its snapshot series.
+//! Ring messages of the fan-out loop: each is encoded once and queued to its subscribers.
+//! Book notices drive the snapshot series and imbalance streams from the latest-state slot;
+//! book messages are `book_change` deltas and snapshots, encoded as they stream by.
 
 use rtrb::Consumer;
 
 use super::client::Phase;
 use super::encode;
-use super::server::Fanout;
-use super::state::{InstrState, remove_crossed};
-use super::{FanoutMsg, unix_now_ns};
-use crate::model::{BookBegin, BookEnd, BookSide, Event, Exchange, Level, Stamps};
+use super::server::{Fanout, LANE_CHECK_MSGS};
+use super::sessions::Pick;
+use super::state::InstrState;
+use super::{BookNotice, FanoutMsg, unix_now_ns};
+use crate::model::{BookBegin, BookEnd, Event, Exchange, Level, Stamps};
 
 /// Stamps of messages that do not come from a venue frame (integrity, timer snapshots).
 const NO_STAMPS: Stamps = Stamps {
@@ -24,16 +26,45 @@ const NO_STAMPS: Stamps = Stamps {
 pub(super) struct Current {
     pub(super) instr: usize,
     pub(super) is_snapshot: bool,
+    /// Who gets it: deltas the synced subscribers, snapshots everyone or the waiting ones.
+    pub(super) pick: Pick,
     pub(super) stamps: Stamps,
-    /// Encode a `book_change` (it had subscribers when it began).
+    /// Encode a `book_change` (it had takers when it began).
     pub(super) encode: bool,
-    /// Ignored: a delta before the first snapshot.
-    pub(super) skip: bool,
-    /// A level did not apply: the book is invalid at the end.
-    pub(super) failed: bool,
 }
 
 impl Fanout {
+    /// One turn's ring work, at most `max` messages: the trade lanes first, then the book ring
+    /// in chunks of [`LANE_CHECK_MSGS`] with the lanes drained again after each, so a trade
+    /// waits behind at most one chunk of L2 work. Returns how many messages were taken.
+    pub(super) fn drain_all(
+        &mut self,
+        book: &mut Consumer<FanoutMsg>,
+        lanes: &mut [Consumer<FanoutMsg>],
+        max: usize,
+    ) -> usize {
+        let mut n = self.drain_lanes(lanes, max);
+        while n < max {
+            let k = self.drain(book, (max - n).min(LANE_CHECK_MSGS));
+            n += k;
+            n += self.drain_lanes(lanes, max.saturating_sub(n));
+            if k == 0 {
+                break;
+            }
+        }
+        n
+    }
+
+    fn drain_lanes(&mut self, lanes: &mut [Consumer<FanoutMsg>], max: usize) -> usize {
+        let mut n = 0;
+        for lane in lanes {
+            let k = self.drain(lane, max.saturating_sub(n));
+            self.s.counters.lane_msgs += k as u64;
+            n += k;
+        }
+        n
+    }
+
     /// Takes at most `max` messages from the ring in one chunk; returns how many.
     pub(super) fn drain(&mut self, consumer: &mut Consumer<FanoutMsg>, max: usize) -> usize {
         let n = consumer.slots().min(max);
@@ -80,6 +111,11 @@ impl Fanout {
                     sent,
                 );
             }
+            FanoutMsg::Book(n) => {
+                let sent = self.s.sent_ns();
+                self.on_book(n, sent);
+            }
+            FanoutMsg::Resnapshot(id) => self.resnapshot_next = Some(*id),
             FanoutMsg::BookInvalid(id) => {
                 if id.index() < self.instrs.len() {
                     self.invalidate(id.index(), unix_now_ns());
@@ -148,54 +184,42 @@ impl Fanout {
 
     pub(super) fn book_begin(&mut self, b: &BookBegin) {
         if let Some(cur) = self.current.take() {
-            // the previous message never ended: its book is half applied
+            // the previous message never ended: its deltas are incomplete
             self.s.counters.bad_fanout_msgs += 1;
             self.invalidate(cur.instr, unix_now_ns());
         }
         let i = b.instrument.index();
-        let Some(instr) = self.instrs.get_mut(i) else {
+        let targeted = self.resnapshot_next.take() == Some(b.instrument) && b.is_snapshot;
+        let Some(instr) = self.instrs.get(i) else {
             self.s.counters.bad_fanout_msgs += 1;
             return;
         };
-        // tardis ignores updates before the first snapshot
-        let skip = !b.is_snapshot && !instr.synced;
-        if b.is_snapshot {
-            instr.book.begin_snapshot();
-        }
-        let encode = !skip && !instr.book_change.is_empty();
+        let pick = match (b.is_snapshot, targeted) {
+            (true, true) => Pick::Waiting,
+            (true, false) => Pick::Snapshot,
+            (false, _) => Pick::Synced,
+        };
+        let encode = self.s.any_picked(&instr.book_change, pick);
         if encode {
             self.writer.begin();
         }
-        self.touched_asks.clear();
         self.current = Some(Current {
             instr: i,
             is_snapshot: b.is_snapshot,
+            pick,
             stamps: b.stamps,
             encode,
-            skip,
-            failed: false,
         });
     }
 
     #[inline]
     pub(super) fn book_level(&mut self, l: &Level) {
-        let Some(cur) = self.current.as_mut() else {
+        let Some(cur) = self.current.as_ref() else {
             self.s.counters.bad_fanout_msgs += 1;
             return;
         };
-        if cur.skip || cur.failed {
-            return;
-        }
-        let instr = &mut self.instrs[cur.instr];
-        if instr.book.apply(l.side, l.price, l.qty).is_err() {
-            cur.failed = true;
-            return;
-        }
         if cur.encode {
             self.writer.level(l);
-        }
-        if l.side == BookSide::Ask {
-            self.touched_asks.push(l.price);
         }
     }
 
@@ -209,55 +233,74 @@ impl Fanout {
             self.invalidate(cur.instr, unix_now_ns());
             return;
         }
-        if cur.skip {
-            return;
-        }
-        if e.aborted || cur.failed {
-            if cur.failed {
-                self.s.counters.bad_fanout_msgs += 1;
-            }
+        if e.aborted {
             self.invalidate(cur.instr, unix_now_ns());
             return;
         }
-        let InstrState {
-            exchange,
-            symbol,
-            book,
-            synced,
-            last_exch_ts_ns,
-            last_recv_ts_ns,
-            last_recv_mono_ns,
-            book_change,
-            snaps,
-            imbs,
-            ..
-        } = &mut self.instrs[cur.instr];
+        let instr = &mut self.instrs[cur.instr];
         if cur.is_snapshot {
-            book.end_snapshot();
-            *synced = true;
+            instr.synced = true;
+            instr.snapshot_requested = false;
         }
-        self.s.counters.crossed_levels_removed += remove_crossed(book, &self.touched_asks);
-        let st = cur.stamps;
-        *last_exch_ts_ns = st.exch_ts_ns;
-        *last_recv_ts_ns = st.recv_ts_ns;
-        *last_recv_mono_ns = st.recv_mono_ns;
-        let ts = if st.exch_ts_ns != 0 {
-            st.exch_ts_ns
-        } else {
-            st.recv_ts_ns
-        };
-        if cur.encode && !book_change.is_empty() {
+        if cur.encode {
+            let st = cur.stamps;
             self.scratch.clear();
             self.writer.finish(
                 &mut self.scratch,
-                *exchange,
-                symbol,
+                instr.exchange,
+                &instr.symbol,
                 cur.is_snapshot,
                 st.exch_ts_ns,
                 st.recv_ts_ns,
             );
-            self.s.deliver(book_change, &self.scratch, true, &st, sent);
+            let n = self
+                .s
+                .deliver_to(&instr.book_change, &self.scratch, true, &st, sent, cur.pick);
+            if cur.pick == Pick::Waiting {
+                self.s.counters.resnapshots_sent += n;
+            }
         }
+    }
+
+    /// A new state in the slot of `n.instrument`: the snapshot series and imbalance streams
+    /// read it (the latest version, which may be newer than the notice's).
+    pub(super) fn on_book(&mut self, n: &BookNotice, sent: u64) {
+        let Some(instr) = self.instrs.get_mut(n.instrument.index()) else {
+            self.s.counters.bad_fanout_msgs += 1;
+            return;
+        };
+        if n.version <= instr.seen_version {
+            // an earlier read already took a later state
+            return;
+        }
+        if instr.snaps.is_empty() && instr.imbs.is_empty() {
+            instr.seen_version = n.version;
+            instr.synced = true;
+            return;
+        }
+        self.s.counters.slot_read_retries +=
+            u64::from(self.slots.read(n.instrument, instr.depth, &mut self.view));
+        let h = self.view.header;
+        self.s.counters.book_states_conflated += h.version.saturating_sub(n.version);
+        instr.seen_version = h.version;
+        if !h.synced {
+            // a BookInvalid follows on the ring
+            return;
+        }
+        if usize::from(h.depth) < instr.depth {
+            // written before a deeper series came: the refresh's notice follows
+            return;
+        }
+        instr.synced = true;
+        let InstrState {
+            exchange,
+            symbol,
+            snaps,
+            imbs,
+            ..
+        } = instr;
+        let st = h.stamps;
+        let ts = h.ts_ns();
         for s in snaps.iter_mut() {
             if let Some(t) = s.before_change(ts) {
                 self.scratch.clear();
@@ -274,7 +317,7 @@ impl Fanout {
                 );
                 self.s.deliver(&s.subs, &self.scratch, true, &st, sent);
             }
-            if let Some(t) = s.after_change(book, ts) {
+            if let Some(t) = s.after_change(&self.view, ts) {
                 self.scratch.clear();
                 encode::book_snapshot(
                     &mut self.scratch,
@@ -291,7 +334,7 @@ impl Fanout {
             }
         }
         for m in imbs.iter_mut() {
-            if let Some(bp) = m.after_change(book) {
+            if let Some(bp) = m.after_change(&self.view) {
                 self.scratch.clear();
                 encode::imbalance(
                     &mut self.scratch,
@@ -316,6 +359,14 @@ impl Fanout {
         let Some(instr) = self.instrs.get_mut(i) else {
             return;
         };
+        // deltas stop until the next snapshot
+        for r in &instr.book_change {
+            if let Some(Some(c)) = self.s.clients.get_mut(r.client as usize) {
+                if let Some(sub) = c.subs.get_mut(r.sub as usize) {
+                    sub.awaiting = true;
+                }
+            }
+        }
         if !instr.invalidate() || instr.integrity.is_empty() {
             return;
         }
@@ -370,24 +421,34 @@ impl Fanout {
         let mut next = i64::MAX;
         let sent = self.s.sent_ns();
         for i in 0..self.instrs.len() {
-            let busy = self.current.is_some_and(|c| c.instr == i);
+            let mut read = false;
             let InstrState {
                 exchange,
                 symbol,
-                book,
                 synced,
                 snaps,
+                depth,
                 ..
             } = &mut self.instrs[i];
             for s in snaps.iter_mut().filter(|s| s.timer) {
-                if !busy {
+                {
                     if let Some(ts) = s.timer_due(wall) {
                         if *synced && !self.s.any_takes(&s.subs) {
                             // every subscriber is conflating: no refresh, no encoding
                             self.s.counters.timer_snapshots_skipped += 1;
                             self.s.conflate_all(&s.subs);
                         } else if *synced {
-                            s.top.refresh(book);
+                            if !read {
+                                read = true;
+                                let id = crate::model::InstrumentId(i as u32);
+                                self.s.counters.slot_read_retries +=
+                                    u64::from(self.slots.read(id, *depth, &mut self.view));
+                            }
+                            let h = self.view.header;
+                            if !h.synced || usize::from(h.depth) < *depth {
+                                continue;
+                            }
+                            s.top.refresh(&self.view);
                             self.scratch.clear();
                             encode::book_snapshot(
                                 &mut self.scratch,

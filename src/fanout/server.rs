@@ -52,7 +52,35 @@ use super::ws;
 use super::{FanoutMsg, unix_now_ns};
 use crate::config::ServerConfig;
 use crate::metrics::StageRecorder;
-use crate::model::{Decimal, Instruments};
+use crate::model::{InstrumentId, Instruments};
+use crate::pipeline::Wakeup;
+use crate::pipeline::slot::{BookSlots, ShardRequest, SlotView};
+
+/// Ring messages handled between two looks at the trade lanes while the book ring is busy.
+pub(super) const LANE_CHECK_MSGS: usize = 256;
+
+/// What one fan-out shard reads.
+pub struct FanoutInputs {
+    /// The book thread's ring to this shard.
+    pub book: Consumer<FanoutMsg>,
+    /// One trade lane per ingest connection (trades, liquidations, tickers), drained before
+    /// the book ring and between its chunks, so L2 work never delays them.
+    pub lanes: Vec<Consumer<FanoutMsg>>,
+    /// The book thread's latest-state slots.
+    pub slots: Arc<BookSlots>,
+    /// This shard's index in the slots' wants (0 for the only shard).
+    pub shard: usize,
+    /// Where `book_change` snapshot requests go (`None`: subscribers wait for the venue's).
+    pub requests: Option<SnapshotRequests>,
+}
+
+/// A shard's side of the snapshot-request ring to the book thread.
+pub struct SnapshotRequests {
+    /// Snapshots the shard's waiting `book_change` subscribers need, slots to refresh.
+    pub ring: rtrb::Producer<ShardRequest>,
+    /// Wakes the book thread after a push.
+    pub wakeup: Arc<Wakeup>,
+}
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -108,6 +136,18 @@ impl StopHandle {
     }
 }
 
+/// A non-blocking listener on `addr` with `SO_REUSEADDR` and `SO_REUSEPORT` (Linux 3.9+).
+fn reuse_port_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
 /// Wakes the fan-out loop only when it is parked in `poll`, so a producer pays a syscall only
 /// when the loop sleeps.
 #[derive(Clone, Debug)]
@@ -161,8 +201,54 @@ impl Server {
         instruments: Arc<Instruments>,
         tuning: Tuning,
     ) -> io::Result<Server> {
+        let listener = TcpListener::bind(cfg.listen)?;
+        Server::with_listener(listener, cfg, instruments, tuning)
+    }
+
+    /// `shards` servers (at least 1) on one port, each with its own listener bound with
+    /// `SO_REUSEPORT`, so the kernel spreads new connections over them (by a hash of the
+    /// source address and port) and each shard owns a disjoint set of client sockets. Each
+    /// shard applies `max_clients` and the handshake limits of `cfg` divided by `shards`
+    /// (rounded up). One shard binds without `SO_REUSEPORT`, as [`Server::bind_tuned`].
+    ///
+    /// # Errors
+    /// The socket or poll error.
+    pub fn bind_shards(
+        cfg: &ServerConfig,
+        instruments: Arc<Instruments>,
+        tuning: Tuning,
+        shards: usize,
+    ) -> io::Result<Vec<Server>> {
+        if shards <= 1 {
+            return Ok(vec![Server::bind_tuned(cfg, instruments, tuning)?]);
+        }
+        let mut per_shard = cfg.clone();
+        per_shard.max_clients = cfg.max_clients.div_ceil(shards);
+        per_shard.max_pending_handshakes = cfg.max_pending_handshakes.div_ceil(shards);
+        per_shard.max_pending_handshakes_per_ip =
+            cfg.max_pending_handshakes_per_ip.div_ceil(shards);
+        let mut addr = cfg.listen;
+        let mut servers = Vec::with_capacity(shards);
+        for _ in 0..shards {
+            let listener = reuse_port_listener(addr)?;
+            addr = listener.local_addr()?; // a port 0 is chosen once
+            servers.push(Server::with_listener(
+                listener,
+                &per_shard,
+                instruments.clone(),
+                tuning.clone(),
+            )?);
+        }
+        Ok(servers)
+    }
+
+    fn with_listener(
+        mut listener: TcpListener,
+        cfg: &ServerConfig,
+        instruments: Arc<Instruments>,
+        tuning: Tuning,
+    ) -> io::Result<Server> {
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(cfg.listen)?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -226,7 +312,7 @@ impl Server {
     ///
     /// # Errors
     /// A `poll` failure other than an interrupt.
-    pub fn run(self, mut consumer: Consumer<FanoutMsg>) -> io::Result<()> {
+    pub fn run(self, inputs: FanoutInputs) -> io::Result<()> {
         let Server {
             poll,
             listener,
@@ -239,7 +325,16 @@ impl Server {
             latency,
             ..
         } = self;
-        let mut f = Fanout::new(poll, listener, &cfg, tuning.clone(), instruments);
+        let FanoutInputs {
+            book: mut consumer,
+            mut lanes,
+            slots,
+            shard,
+            requests,
+        } = inputs;
+        let mut f = Fanout::new(poll, listener, &cfg, tuning.clone(), instruments, slots);
+        f.shard = shard;
+        f.requests = requests;
         f.s.lat = latency;
         let mut events = Events::with_capacity(1024);
         let mut last_data = Instant::now();
@@ -257,7 +352,7 @@ impl Server {
             if !timeout.is_zero() {
                 parked.store(true, Ordering::Relaxed);
                 fence(Ordering::SeqCst);
-                if !consumer.is_empty() {
+                if !consumer.is_empty() || lanes.iter().any(|l| !l.is_empty()) {
                     timeout = Duration::ZERO;
                 }
             }
@@ -269,27 +364,26 @@ impl Server {
                 Err(e) => return Err(e),
             }
             f.on_events(&events);
-            let n = f.drain(&mut consumer, tuning.batch_msgs);
-            more = !consumer.is_empty();
+            let n = f.drain_all(&mut consumer, &mut lanes, tuning.batch_msgs);
+            more = !consumer.is_empty() || lanes.iter().any(|l| !l.is_empty());
             if n > 0 {
                 last_data = Instant::now();
             }
             f.timers(Instant::now());
-            f.retry_state();
             f.flush_dirty();
             f.publish(&stats);
             if let Some(rec) = &mut f.s.lat {
                 rec.tick(super::mono_now_ns());
             }
         }
-        // what the ring holds now (bounded, should the producer still be pushing)
-        let mut budget = consumer.slots();
+        // what the rings hold now (bounded, should the producers still be pushing)
+        let mut budget = consumer.slots() + lanes.iter().map(Consumer::slots).sum::<usize>();
         while budget > 0 {
-            let n = f.drain(&mut consumer, budget);
+            let n = f.drain_all(&mut consumer, &mut lanes, budget);
             if n == 0 {
                 break;
             }
-            budget -= n;
+            budget = budget.saturating_sub(n);
         }
         f.flush_dirty();
         f.shutdown(&mut events);
@@ -317,13 +411,18 @@ pub(super) struct Fanout {
     /// Per-client messages (cold).
     pub(super) cold: Vec<u8>,
     pub(super) writer: BookChangeWriter,
-    pub(super) cold_writer: BookChangeWriter,
     pub(super) current: Option<Current>,
-    pub(super) touched_asks: Vec<Decimal>,
+    /// The snapshot message that follows answers this shard's request ([`FanoutMsg::Resnapshot`]).
+    pub(super) resnapshot_next: Option<InstrumentId>,
+    /// The book thread's latest-state slots, and this shard's index in their wants.
+    pub(super) slots: Arc<BookSlots>,
+    pub(super) shard: usize,
+    /// Slot copies: one for ring messages, one for cold paths (joins, recoveries).
+    pub(super) view: SlotView,
+    pub(super) cold_view: SlotView,
+    pub(super) requests: Option<SnapshotRequests>,
     pub(super) read_buf: Vec<u8>,
     pub(super) flushing: Vec<u32>,
-    /// Clients whose fresh state waits for a book message in progress.
-    pub(super) retry: Vec<u32>,
     /// Clients with unread input left after their share of reads this turn.
     pub(super) reread: Vec<u32>,
     pub(super) rereading: Vec<u32>,
@@ -342,6 +441,7 @@ impl Fanout {
         cfg: &ServerConfig,
         tuning: Tuning,
         instruments: Arc<Instruments>,
+        book_slots: Arc<BookSlots>,
     ) -> Fanout {
         let instrs = instruments
             .iter()
@@ -371,12 +471,15 @@ impl Fanout {
             scratch: Vec::with_capacity(1 << 16),
             cold: Vec::with_capacity(1 << 16),
             writer: BookChangeWriter::default(),
-            cold_writer: BookChangeWriter::default(),
             current: None,
-            touched_asks: Vec::with_capacity(4096),
+            resnapshot_next: None,
+            view: SlotView::with_depth(book_slots.max_depth()),
+            cold_view: SlotView::with_depth(book_slots.max_depth()),
+            slots: book_slots,
+            shard: 0,
+            requests: None,
             read_buf: vec![0; 1 << 16],
             flushing: Vec::with_capacity(slots),
-            retry: Vec::new(),
             reread: Vec::with_capacity(slots),
             rereading: Vec::with_capacity(slots),
             next_heartbeat: Instant::now() + tuning.heartbeat_interval,
@@ -528,9 +631,7 @@ impl Fanout {
             match c.phase {
                 Phase::Open if c.conflating && c.pending() <= soft / 2 => {
                     self.s.counters.resnapshots += 1;
-                    if !self.recover(ci) {
-                        self.retry.push(ci);
-                    }
+                    self.recover(ci);
                     if let Some(c) = self.s.get(ci) {
                         let mut writes = 0;
                         let flushed = c.flush(&mut writes);

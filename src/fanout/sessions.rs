@@ -18,6 +18,32 @@ use crate::model::Stamps;
 /// `pinfeed bench`); one that does not is being conflated anyway.
 pub(super) const STAMP_SLOTS: usize = 256;
 
+/// Which subscribers of a list get a message, by their [`ClientSub::awaiting`] flag.
+///
+/// [`ClientSub::awaiting`]: super::client::ClientSub::awaiting
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) enum Pick {
+    /// Every subscriber (flags untouched).
+    All,
+    /// `book_change` deltas: only subscribers not waiting for a snapshot.
+    Synced,
+    /// A snapshot for everyone (a venue snapshot, a republish): clears the flags.
+    Snapshot,
+    /// A snapshot answering this shard's request: only the waiting subscribers.
+    Waiting,
+}
+
+impl Pick {
+    #[inline]
+    fn takes(self, awaiting: bool) -> bool {
+        match self {
+            Pick::All | Pick::Snapshot => true,
+            Pick::Synced => !awaiting,
+            Pick::Waiting => awaiting,
+        }
+    }
+}
+
 /// Every client and what is sent to them.
 pub(super) struct Sessions {
     pub(super) clients: Vec<Option<Client>>,
@@ -94,6 +120,34 @@ impl Sessions {
         stamps: &Stamps,
         sent_mono_ns: u64,
     ) -> u64 {
+        self.deliver_to(subs, msg, conflatable, stamps, sent_mono_ns, Pick::All)
+    }
+
+    /// True when some open `book_change` subscriber in `subs` would take a message picked
+    /// with `pick`.
+    pub(super) fn any_picked(&self, subs: &[SubRef], pick: Pick) -> bool {
+        subs.iter()
+            .any(|r| match self.clients.get(r.client as usize) {
+                Some(Some(c)) if c.phase == Phase::Open => c
+                    .subs
+                    .get(r.sub as usize)
+                    .is_some_and(|s| pick.takes(s.awaiting)),
+                _ => false,
+            })
+    }
+
+    /// [`Sessions::deliver`] to the subscribers `pick` selects by their `awaiting` flag
+    /// (`book_change`); a snapshot that reaches a subscriber clears its flag.
+    #[inline]
+    pub(super) fn deliver_to(
+        &mut self,
+        subs: &[SubRef],
+        msg: &[u8],
+        conflatable: bool,
+        stamps: &Stamps,
+        sent_mono_ns: u64,
+        pick: Pick,
+    ) -> u64 {
         let recv_mono_ns = stamps.recv_mono_ns;
         // encoded: one clock read per encoded message, when it has subscribers
         let encoded_ns = match &mut self.lat {
@@ -115,6 +169,18 @@ impl Sessions {
             let Some(c) = open_mut(&mut self.clients, r) else {
                 continue;
             };
+            if pick != Pick::All {
+                let Some(s) = c.subs.get_mut(r.sub as usize) else {
+                    continue;
+                };
+                if !pick.takes(s.awaiting) {
+                    continue;
+                }
+                if pick != Pick::Synced {
+                    // a snapshot: taken now, or conflated and asked for again on recovery
+                    s.awaiting = false;
+                }
+            }
             if conflatable && (c.conflating || c.backlog > self.soft) {
                 c.conflate(r.sub);
                 self.counters.conflations += 1;

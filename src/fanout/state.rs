@@ -1,6 +1,6 @@
-//! The fan-out's own view of each instrument: a copy of its book (fed by applied book
-//! messages), the snapshot series and imbalance streams computed from it, and the subscriber
-//! lists of every message type.
+//! What a fan-out shard keeps per instrument: the subscriber lists of every message type and
+//! the snapshot series and imbalance streams, computed from the book thread's latest-state
+//! slot ([`SlotView`]). No book: the book thread is its only writer.
 //!
 //! Snapshot semantics follow tardis-node's `BookSnapshotComputable` as PROTOCOL.md section 2
 //! records it: each series keeps its own top `depth` levels; interval 0 emits after every change
@@ -9,8 +9,8 @@
 //! top changed since the last snapshot, the top as it stood before that change, stamped with
 //! the end of the previous change's bucket.
 
-use crate::book::Book;
 use crate::model::{BookSide, BookTicker, Decimal, Exchange};
+use crate::pipeline::slot::SlotView;
 
 /// A subscriber: a client slot and the index of the subscription in that client's list.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -55,8 +55,8 @@ impl Top {
         self.asks.fill(None);
     }
 
-    /// Copies the book's top levels; true when any level changed (price or amount).
-    pub fn refresh(&mut self, book: &Book) -> bool {
+    /// Copies the slot's top levels; true when any level changed (price or amount).
+    pub fn refresh(&mut self, book: &SlotView) -> bool {
         let mut changed = false;
         for (side, slots) in [
             (BookSide::Bid, &mut self.bids),
@@ -155,7 +155,7 @@ impl SnapStream {
     }
 
     /// Takes the change into the top: the `timestamp` of a snapshot to emit now.
-    pub fn after_change(&mut self, book: &Book, ts_ns: i64) -> Option<i64> {
+    pub fn after_change(&mut self, book: &SlotView, ts_ns: i64) -> Option<i64> {
         if self.timer {
             return None;
         }
@@ -173,7 +173,7 @@ impl SnapStream {
 
     /// For a client joining the series (or recovering from conflation) while the book is
     /// synced: brings the top up to date and returns the `timestamp` to show it with.
-    pub fn current(&mut self, book: &Book, last_change_ts_ns: i64) -> i64 {
+    pub fn current(&mut self, book: &SlotView, last_change_ts_ns: i64) -> i64 {
         if self.timer {
             self.top.refresh(book);
             return last_change_ts_ns;
@@ -235,7 +235,7 @@ impl ImbStream {
     }
 
     /// After a change: the imbalance in basis points when the top `depth` levels changed.
-    pub fn after_change(&mut self, book: &Book) -> Option<i64> {
+    pub fn after_change(&mut self, book: &SlotView) -> Option<i64> {
         if self.top.refresh(book) {
             imbalance_bp(book, self.depth)
         } else {
@@ -244,7 +244,7 @@ impl ImbStream {
     }
 
     /// For a joining client: the current imbalance.
-    pub fn current(&mut self, book: &Book) -> Option<i64> {
+    pub fn current(&mut self, book: &SlotView) -> Option<i64> {
         self.top.refresh(book);
         imbalance_bp(book, self.depth)
     }
@@ -252,15 +252,17 @@ impl ImbStream {
 
 /// Bid share of the top `n` levels of each side in basis points, rounded half up:
 /// `10000 * Σ bid size / (Σ bid size + Σ ask size)`; `None` when both sides are empty. Exact
-/// integer arithmetic on the book's fixed-point sizes.
-pub fn imbalance_bp(book: &Book, n: usize) -> Option<i64> {
+/// integer arithmetic on the book's fixed-point sizes (one scale per book).
+pub fn imbalance_bp(book: &SlotView, n: usize) -> Option<i64> {
     let bid: i128 = book
         .levels(BookSide::Bid)
+        .iter()
         .take(n)
         .map(|l| i128::from(l.qty))
         .sum();
     let ask: i128 = book
         .levels(BookSide::Ask)
+        .iter()
         .take(n)
         .map(|l| i128::from(l.qty))
         .sum();
@@ -271,53 +273,22 @@ pub fn imbalance_bp(book: &Book, n: usize) -> Option<i64> {
     Some(((bid * 20_000 + total) / (2 * total)) as i64)
 }
 
-/// Removes crossed levels after a change, as tardis-node's `OrderBook` does: while the best
-/// bid is at or above the best ask, remove the best bid when the change touched the best
-/// ask's price (the venue did not delete the stale bid), else the best ask. Returns how many
-/// levels were removed.
-pub fn remove_crossed(book: &mut Book, touched_asks: &[Decimal]) -> u64 {
-    let (Some((bid, _)), Some((ask, _))) = (book.best_bid(), book.best_ask()) else {
-        return 0;
-    };
-    if bid.cmp_value(ask).is_lt() {
-        return 0;
-    }
-    let side = if touched_asks.iter().any(|p| p.cmp_value(ask).is_eq()) {
-        BookSide::Bid
-    } else {
-        BookSide::Ask
-    };
-    let mut removed = 0;
-    while let (Some((bid, _)), Some((ask, _))) = (book.best_bid(), book.best_ask()) {
-        if bid.cmp_value(ask).is_lt() {
-            break;
-        }
-        let price = if side == BookSide::Bid { bid } else { ask };
-        if book.apply(side, price, Decimal::ZERO).is_err() {
-            break;
-        }
-        removed += 1;
-    }
-    removed
-}
-
-/// Everything the fan-out keeps per instrument.
+/// Everything a fan-out shard keeps per instrument.
 #[derive(Debug)]
 pub struct InstrState {
     /// Exchange id.
     pub exchange: Exchange,
     /// Symbol, upper case.
     pub symbol: Box<str>,
-    /// The fan-out's copy of the book.
-    pub book: Book,
-    /// True from an applied snapshot until the book loses sync or its connection drops.
+    /// True from a synced state (a notice or a snapshot) until a `BookInvalid` or the
+    /// connection drops: `book_invalid` is sent once per loss.
     pub synced: bool,
-    /// Exchange time of the last applied change, unix ns (0 if none).
-    pub last_exch_ts_ns: i64,
-    /// Receive time of the last applied change, unix ns.
-    pub last_recv_ts_ns: i64,
-    /// Monotonic receive stamp of the last applied change.
-    pub last_recv_mono_ns: u64,
+    /// Latest slot version taken into the snapshot series (notices up to it are skipped).
+    pub seen_version: u64,
+    /// Levels per side the series and imbalance streams read from the slot.
+    pub depth: usize,
+    /// A snapshot request for the `book_change` subscribers is with the book thread.
+    pub snapshot_requested: bool,
     /// `trade` subscribers.
     pub trade: Vec<SubRef>,
     /// `book_change` subscribers.
@@ -344,11 +315,10 @@ impl InstrState {
         InstrState {
             exchange,
             symbol: symbol.into(),
-            book: Book::default(),
             synced: false,
-            last_exch_ts_ns: 0,
-            last_recv_ts_ns: 0,
-            last_recv_mono_ns: 0,
+            seen_version: 0,
+            depth: 0,
+            snapshot_requested: false,
             trade: Vec::new(),
             book_change: Vec::new(),
             book_ticker: Vec::new(),
@@ -361,20 +331,18 @@ impl InstrState {
         }
     }
 
-    /// The `timestamp` of the last change (exchange time, else receive time).
-    pub fn last_ts_ns(&self) -> i64 {
-        if self.last_exch_ts_ns != 0 {
-            self.last_exch_ts_ns
-        } else {
-            self.last_recv_ts_ns
-        }
+    /// The largest depth the series and imbalance streams need.
+    pub fn wanted_depth(&self) -> usize {
+        let snaps = self.snaps.iter().map(|s| s.top.bids.len());
+        let imbs = self.imbs.iter().map(|s| s.depth);
+        snaps.chain(imbs).max().unwrap_or(0)
     }
 
-    /// Drops the book and every computed state; true when the book was synced.
+    /// Drops every computed state; true when the book was synced.
     pub fn invalidate(&mut self) -> bool {
         let was = self.synced;
         self.synced = false;
-        self.book.clear();
+        self.snapshot_requested = false;
         for s in &mut self.snaps {
             s.reset();
         }
@@ -389,9 +357,22 @@ impl InstrState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::book::Book;
+    use crate::model::InstrumentId;
+    use crate::pipeline::slot::BookSlots;
 
     fn d(s: &str) -> Decimal {
         Decimal::parse(s.as_bytes()).unwrap()
+    }
+
+    /// What a shard reads after the book thread published `b`.
+    fn view(b: &Book) -> SlotView {
+        let slots = BookSlots::new(1, 10, 1);
+        slots.want_depth(InstrumentId(0), 0, 10);
+        slots.publish(InstrumentId(0), true, 0, Default::default(), Some(b));
+        let mut v = SlotView::with_depth(10);
+        slots.read(InstrumentId(0), 10, &mut v);
+        v
     }
 
     fn book(bids: &[(&str, &str)], asks: &[(&str, &str)]) -> Book {
@@ -413,18 +394,18 @@ mod tests {
         let mut s = SnapStream::new("book_snapshot_2_0ms", 2, 0, false, 0);
         let mut b = book(&[("100", "1")], &[("101", "1")]);
         assert_eq!(s.before_change(10 * S), None);
-        assert_eq!(s.after_change(&b, 10 * S), Some(10 * S));
+        assert_eq!(s.after_change(&view(&b), 10 * S), Some(10 * S));
         assert_eq!(s.top.bids, [Some((d("100"), d("1"))), None]);
         // a change below the top 2 levels emits nothing
         b.apply(BookSide::Bid, d("99"), d("1")).unwrap();
         b.apply(BookSide::Bid, d("98"), d("1")).unwrap();
-        assert_eq!(s.after_change(&b, 11 * S), Some(11 * S)); // 99 entered the top 2
+        assert_eq!(s.after_change(&view(&b), 11 * S), Some(11 * S)); // 99 entered the top 2
         b.apply(BookSide::Bid, d("97"), d("5")).unwrap();
         assert_eq!(s.before_change(12 * S), None);
-        assert_eq!(s.after_change(&b, 12 * S), None);
+        assert_eq!(s.after_change(&view(&b), 12 * S), None);
         // same value written differently is no change
         b.apply(BookSide::Ask, d("101.0"), d("1.00")).unwrap();
-        assert_eq!(s.after_change(&b, 13 * S), None);
+        assert_eq!(s.after_change(&view(&b), 13 * S), None);
     }
 
     #[test]
@@ -434,44 +415,44 @@ mod tests {
         let mut s = SnapStream::new("book_snapshot_1_1000ms", 1, 1000, false, 0);
         let mut b = book(&[("119", "20")], &[("120", "10")]);
         assert_eq!(
-            s.after_change(&b, 10 * S + 100 * MS),
+            s.after_change(&view(&b), 10 * S + 100 * MS),
             Some(10 * S + 100 * MS)
         );
         // same bucket change: nothing yet
         b.apply(BookSide::Ask, d("120"), d("11")).unwrap();
         assert_eq!(s.before_change(10 * S + 500 * MS), None);
-        assert_eq!(s.after_change(&b, 10 * S + 500 * MS), None);
+        assert_eq!(s.after_change(&view(&b), 10 * S + 500 * MS), None);
         // a change two buckets later: the pre-change top, stamped 11.000
         b.apply(BookSide::Ask, d("120"), d("12")).unwrap();
         assert_eq!(s.before_change(12 * S + 132 * MS), Some(11 * S));
         assert_eq!(s.top.asks, [Some((d("120"), d("11")))]);
-        assert_eq!(s.after_change(&b, 12 * S + 132 * MS), None);
+        assert_eq!(s.after_change(&view(&b), 12 * S + 132 * MS), None);
         // next bucket, top changed since: emits 13.000 with amount 12
         b.apply(BookSide::Ask, d("120"), d("13")).unwrap();
         assert_eq!(s.before_change(13 * S + 132 * MS), Some(13 * S));
         assert_eq!(s.top.asks, [Some((d("120"), d("12")))]);
-        s.after_change(&b, 13 * S + 132 * MS);
+        s.after_change(&view(&b), 13 * S + 132 * MS);
         // a later bucket whose change does not touch the top: still the pending snapshot
         b.apply(BookSide::Bid, d("1"), d("1")).unwrap();
         assert_eq!(s.before_change(20 * S), Some(14 * S));
-        assert_eq!(s.after_change(&b, 20 * S), None);
+        assert_eq!(s.after_change(&view(&b), 20 * S), None);
         // nothing changed in the top since: no snapshot
         assert_eq!(s.before_change(30 * S), None);
         // reset: the next change is a first change again
         s.reset();
-        assert_eq!(s.after_change(&b, 31 * S), Some(31 * S));
+        assert_eq!(s.after_change(&view(&b), 31 * S), Some(31 * S));
     }
 
     #[test]
     fn joiners_and_timers() {
         let b = book(&[("10", "1"), ("9", "2")], &[("11", "3")]);
         let mut s = SnapStream::new("book_snapshot_3_0ms", 3, 0, false, 0);
-        assert_eq!(s.current(&b, 5 * S), 5 * S);
+        assert_eq!(s.current(&view(&b), 5 * S), 5 * S);
         assert_eq!(s.top.bids[1], Some((d("9"), d("2"))));
         assert_eq!(s.top.asks[1], None);
         let mut t = SnapStream::new("quote_1s", 1, 1000, true, 10 * S + 200 * MS);
         assert_eq!(t.next_due_ns, 11 * S);
-        assert_eq!(t.after_change(&b, 10 * S), None);
+        assert_eq!(t.after_change(&view(&b), 10 * S), None);
         assert_eq!(t.timer_due(10 * S + 999 * MS), None);
         assert_eq!(t.timer_due(11 * S + 3 * MS), Some(11 * S));
         assert_eq!(t.next_due_ns, 12 * S);
@@ -483,27 +464,13 @@ mod tests {
     #[test]
     fn imbalance_in_basis_points() {
         let b = book(&[("10", "1"), ("9", "2")], &[("11", "3"), ("12", "4")]);
-        assert_eq!(imbalance_bp(&b, 1), Some(2500));
-        assert_eq!(imbalance_bp(&b, 2), Some(3000));
+        assert_eq!(imbalance_bp(&view(&b), 1), Some(2500));
+        assert_eq!(imbalance_bp(&view(&b), 2), Some(3000));
         let b = book(&[("10", "2")], &[("11", "1")]);
-        assert_eq!(imbalance_bp(&b, 5), Some(6667));
-        assert_eq!(imbalance_bp(&Book::default(), 5), None);
+        assert_eq!(imbalance_bp(&view(&b), 5), Some(6667));
+        assert_eq!(imbalance_bp(&view(&Book::default()), 5), None);
         let mut s = ImbStream::new(1);
-        assert_eq!(s.after_change(&b), Some(6667));
-        assert_eq!(s.after_change(&b), None);
-    }
-
-    #[test]
-    fn crossed_levels_go_from_the_stale_side() {
-        // an ask update crossed the stale best bid: the bid goes
-        let mut b = book(&[("100", "1"), ("99", "1")], &[("99.5", "1"), ("102", "1")]);
-        assert_eq!(remove_crossed(&mut b, &[d("99.5")]), 1);
-        assert_eq!(b.best_bid(), Some((d("99"), d("1"))));
-        // a bid update crossed stale asks: they go
-        let mut b = book(&[("103", "1")], &[("101", "1"), ("102", "1"), ("104", "1")]);
-        assert_eq!(remove_crossed(&mut b, &[]), 2);
-        assert_eq!(b.best_ask(), Some((d("104"), d("1"))));
-        let mut b = book(&[("1", "1")], &[("2", "1")]);
-        assert_eq!(remove_crossed(&mut b, &[]), 0);
+        assert_eq!(s.after_change(&view(&b)), Some(6667));
+        assert_eq!(s.after_change(&view(&b)), None);
     }
 }

@@ -84,6 +84,16 @@ macro_rules! counters {
             pub bad_requests: [AtomicU64; BadRequest::ALL.len()],
         }
 
+        impl FanoutCounters {
+            /// Adds `other` counter by counter (the sum over shards).
+            pub fn add(&mut self, other: &FanoutCounters) {
+                $(self.$name += other.$name;)*
+                for (a, v) in self.bad_requests.iter_mut().zip(other.bad_requests) {
+                    *a += v;
+                }
+            }
+        }
+
         impl FanoutStats {
             /// Stores `c` (called by the fan-out thread only).
             pub fn publish(&self, c: &FanoutCounters) {
@@ -113,7 +123,7 @@ counters! {
     accepted,
     /// WebSocket sessions that subscribed.
     sessions,
-    /// Messages taken from the book thread's ring.
+    /// Messages taken from the book thread's ring and the trade lanes.
     fanout_msgs,
     /// Messages queued to clients (one per client per message).
     messages_sent,
@@ -158,8 +168,21 @@ counters! {
     disconnects_sent,
     /// `book_invalid` messages queued.
     book_invalid_sent,
-    /// Crossed levels removed from the fan-out's books (PROTOCOL.md section 2).
-    crossed_levels_removed,
+    /// Book notices whose state a shard never read because a later version was already in
+    /// the slot (latest-state conflation of snapshots, quotes and imbalance).
+    book_states_conflated,
+    /// Slot reads retried because the book thread was writing the slot at the same time.
+    slot_read_retries,
+    /// Full-book snapshot requests sent to the book thread (`book_change` joins and
+    /// recoveries; at most one outstanding per instrument and shard).
+    snapshot_requests,
+    /// Snapshot requests that found the request ring full (the subscriber waits for the
+    /// next venue snapshot instead).
+    snapshot_requests_dropped,
+    /// `book_change` snapshots queued to waiting subscribers in answer to a request.
+    resnapshots_sent,
+    /// Messages taken from the trade lanes (trades, liquidations, tickers).
+    lane_msgs,
     /// Ring messages for an instrument id not in the registry, or out of sequence (a level
     /// outside a book message); ignored.
     bad_fanout_msgs,
@@ -176,5 +199,28 @@ impl FanoutStats {
     /// The counter of one kind of refused request.
     pub fn bad_request(&self, kind: BadRequest) -> u64 {
         self.bad_requests[kind as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// The counters of every fan-out shard, in shard order.
+#[derive(Clone, Debug, Default)]
+pub struct ShardStats {
+    /// One per shard.
+    pub shards: Vec<std::sync::Arc<FanoutStats>>,
+}
+
+impl ShardStats {
+    /// The sum over shards (`clients` is the total connected).
+    pub fn load(&self) -> FanoutCounters {
+        let mut sum = FanoutCounters::default();
+        for s in &self.shards {
+            sum.add(&s.load());
+        }
+        sum
+    }
+
+    /// Each shard's counters.
+    pub fn per_shard(&self) -> Vec<FanoutCounters> {
+        self.shards.iter().map(|s| s.load()).collect()
     }
 }

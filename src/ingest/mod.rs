@@ -35,7 +35,9 @@ use crossbeam_channel::Receiver;
 use crossbeam_utils::CachePadded;
 use tungstenite::Message;
 
+use crate::book::{PackedTickerState, TickerState};
 use crate::config::Connection;
+use crate::fanout::{FanoutMsg, Notifier};
 use crate::metrics::{Stage, StageRecorder, offset_ns, stamps_mut};
 use crate::model::{Event, InstrumentId, Instruments, Stamps};
 use crate::pipeline::stats::bump;
@@ -186,9 +188,76 @@ impl LostBooks {
     }
 }
 
-/// The parser's sink: pushes events into the ring with the drop policy above.
+/// An ingest thread's trade lanes: one ring per fan-out shard for what does not touch a
+/// book (trades, liquidations, book tickers, merged derivative tickers), so L2 work in the
+/// book thread never delays it. Derivative tickers are merged here (one connection carries an
+/// instrument, so this thread sees every update of it); a full lane drops and counts.
+pub struct TradeLanes {
+    rings: Vec<RingProducer<FanoutMsg>>,
+    wakers: Vec<Notifier>,
+    tickers: Vec<TickerState>,
+    pushed: bool,
+}
+
+impl TradeLanes {
+    /// Lanes `rings[s]` to shard `s`, woken with `wakers` after each frame that pushed, for
+    /// `instruments` instruments.
+    pub fn new(
+        rings: Vec<RingProducer<FanoutMsg>>,
+        wakers: Vec<Notifier>,
+        instruments: usize,
+    ) -> TradeLanes {
+        TradeLanes {
+            rings,
+            wakers,
+            tickers: vec![TickerState::default(); instruments],
+            pushed: false,
+        }
+    }
+
+    /// Publishes `ev` (not a book event) to every shard; a derivative ticker only when it
+    /// changed a merged value (tardis-machine emits `derivative_ticker` only then).
+    #[inline]
+    fn publish(&mut self, ev: Event, stats: &ConnStats) {
+        let msg = match ev {
+            Event::DerivativeTicker(t) => {
+                let Some(state) = self.tickers.get_mut(t.instrument.index()) else {
+                    return;
+                };
+                if !state.merge(&t.unpack()) {
+                    return;
+                }
+                let mut packed = PackedTickerState::from(&*state);
+                packed.merged.stamps = t.stamps;
+                FanoutMsg::Ticker(packed)
+            }
+            Event::Trade(_) => {
+                bump(&stats.trades, 1);
+                FanoutMsg::Event(ev)
+            }
+            _ => FanoutMsg::Event(ev),
+        };
+        for ring in &mut self.rings {
+            if ring.push(msg).is_ok() {
+                self.pushed = true;
+            }
+        }
+    }
+
+    fn wake(&mut self) {
+        if std::mem::take(&mut self.pushed) {
+            for w in &self.wakers {
+                w.notify();
+            }
+        }
+    }
+}
+
+/// The parser's sink: pushes events into the ring with the drop policy above; with trade
+/// lanes, what is not a book event goes down the lanes instead.
 struct RingSink<'a> {
     ring: &'a mut RingProducer<IngestItem>,
+    lanes: Option<&'a mut TradeLanes>,
     lost: &'a mut LostBooks,
     stats: &'a ConnStats,
     message: Option<InstrumentId>,
@@ -239,6 +308,16 @@ impl Sink for RingSink<'_> {
             ev,
             Event::BookBegin(_) | Event::Level(_) | Event::BookEnd(_)
         );
+        if !book && self.lanes.is_some() {
+            let mut ev = ev;
+            if self.stamp {
+                self.stamp_push(&mut ev);
+            }
+            if let Some(lanes) = self.lanes.as_deref_mut() {
+                lanes.publish(ev, self.stats);
+            }
+            return;
+        }
         if let Event::BookBegin(b) = &ev {
             self.message = Some(b.instrument);
             self.dropping = false;
@@ -289,6 +368,8 @@ pub struct Ingest {
     pub options: ConnectOptions,
     /// Ring to the book thread.
     pub ring: RingProducer<IngestItem>,
+    /// Trade lanes to the fan-out shards (`None`: everything goes to the book thread).
+    pub lanes: Option<TradeLanes>,
     /// Wakes the book thread.
     pub wakeup: Arc<Wakeup>,
     /// Counters.
@@ -448,6 +529,7 @@ impl Ingest {
                         frame.extend_from_slice(bytes);
                         let mut sink = RingSink {
                             ring: &mut self.ring,
+                            lanes: self.lanes.as_mut(),
                             lost,
                             stats: &self.stats,
                             message: None,
@@ -470,6 +552,9 @@ impl Ingest {
                         self.stats.count_frame(result);
                         if pushed {
                             self.wakeup.notify();
+                        }
+                        if let Some(lanes) = &mut self.lanes {
+                            lanes.wake();
                         }
                         match result {
                             Ok(FrameKind::Heartbeat)
@@ -657,6 +742,7 @@ mod tests {
         {
             let mut sink = RingSink {
                 ring: &mut p,
+                lanes: None,
                 lost: &mut lost,
                 stats: &stats,
                 message: None,
@@ -682,6 +768,7 @@ mod tests {
         {
             let mut sink = RingSink {
                 ring: &mut p,
+                lanes: None,
                 lost: &mut lost,
                 stats: &stats,
                 message: None,
@@ -707,6 +794,7 @@ mod tests {
         let mut lost = LostBooks::new(4);
         let mut sink = RingSink {
             ring: &mut p,
+            lanes: None,
             lost: &mut lost,
             stats: &stats,
             message: None,
@@ -855,6 +943,7 @@ mod tests {
                 ..ConnectOptions::default()
             },
             ring,
+            lanes: None,
             wakeup: Arc::new(Wakeup::new()),
             stats: stats.clone(),
             control,

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::fanout::{BadRequest, FanoutStats};
+use crate::fanout::{BadRequest, ShardStats};
 use crate::pipeline::{ConnState, RunStats};
 use crate::venue::{FrameKind, ParseError};
 
@@ -27,8 +27,9 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub struct Sources {
     /// Pipeline counters.
     pub run: Arc<RunStats>,
-    /// Fan-out counters (`None` without a fan-out server).
-    pub fanout: Option<Arc<FanoutStats>>,
+    /// Fan-out counters of every shard (`None` without a fan-out server), reported as
+    /// their sum.
+    pub fanout: Option<ShardStats>,
     /// Stage latency (`None` or disabled: no latency families).
     pub latency: Option<Latency>,
 }
@@ -338,6 +339,11 @@ fn book(t: &mut Text, run: &RunStats) {
             &b.book_messages_dropped,
         ),
         (
+            "pinfeed_snapshot_requests_served_total",
+            "book_change snapshot requests of the fan-out shards answered with a full book.",
+            &b.snapshot_requests_served,
+        ),
+        (
             "pinfeed_book_truncated_messages_total",
             "Book messages cut short by an upstream drop.",
             &b.truncated_messages,
@@ -346,11 +352,6 @@ fn book(t: &mut Text, run: &RunStats) {
             "pinfeed_book_invalidations_total",
             "book_invalid messages published.",
             &b.invalidations,
-        ),
-        (
-            "pinfeed_trades_total",
-            "Trades published to the fan-out.",
-            &b.trades,
         ),
         (
             "pinfeed_book_rest_requests_total",
@@ -376,6 +377,12 @@ fn book(t: &mut Text, run: &RunStats) {
     for (name, help, c) in counters {
         t.one(name, "counter", help, load(c));
     }
+    t.one(
+        "pinfeed_trades_total",
+        "counter",
+        "Trades published to the fan-out (trade lanes and book thread).",
+        run.trades(),
+    );
     let r = &run.rest;
     let rest: [(&'static str, &str, &AtomicU64); 5] = [
         (
@@ -409,10 +416,46 @@ fn book(t: &mut Text, run: &RunStats) {
     }
 }
 
-fn fanout(t: &mut Text, f: &FanoutStats) {
+fn fanout(t: &mut Text, f: &ShardStats) {
     let c = f.load();
     t.one("pinfeed_clients", "gauge", "Connected clients.", c.clients);
-    let counters: [(&'static str, &str, u64); 16] = [
+    t.one(
+        "pinfeed_fanout_shards",
+        "gauge",
+        "Fan-out shards (threads owning client sockets).",
+        f.shards.len() as u64,
+    );
+    let counters: [(&'static str, &str, u64); 22] = [
+        (
+            "pinfeed_fanout_lane_messages_total",
+            "Messages taken from the trade lanes (trades, liquidations, tickers).",
+            c.lane_msgs,
+        ),
+        (
+            "pinfeed_fanout_book_states_conflated_total",
+            "Book notices skipped because the slot already held a later state.",
+            c.book_states_conflated,
+        ),
+        (
+            "pinfeed_fanout_slot_read_retries_total",
+            "Latest-state slot reads retried because a write overlapped.",
+            c.slot_read_retries,
+        ),
+        (
+            "pinfeed_fanout_snapshot_requests_total",
+            "Full-book snapshot requests sent to the book thread (book_change joins, recoveries).",
+            c.snapshot_requests,
+        ),
+        (
+            "pinfeed_fanout_snapshot_requests_dropped_total",
+            "Snapshot requests that found the request ring full.",
+            c.snapshot_requests_dropped,
+        ),
+        (
+            "pinfeed_client_requested_snapshots_total",
+            "book_change snapshots queued to waiting subscribers in answer to a request.",
+            c.resnapshots_sent,
+        ),
         (
             "pinfeed_client_connections_total",
             "Client TCP connections accepted.",
@@ -425,7 +468,7 @@ fn fanout(t: &mut Text, f: &FanoutStats) {
         ),
         (
             "pinfeed_fanout_messages_total",
-            "Messages taken from the book thread's ring.",
+            "Messages taken from the book thread's rings and the trade lanes.",
             c.fanout_msgs,
         ),
         (

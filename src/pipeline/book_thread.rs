@@ -2,26 +2,35 @@
 //!
 //! It drains every ingest ring and the REST ring in batches, feeds the [`BookEngine`] one
 //! whole book message at a time (a message's events are gathered per ring until its
-//! `BookEnd`, so messages of different rings never interleave in the engine), and publishes
-//! to the fan-out ring:
-//! - trades, liquidations and book tickers as they come; merged derivative-ticker state
-//!   ([`FanoutMsg::Ticker`]) when a value changed;
-//! - applied deltas as their `BookBegin`/`Level`/`BookEnd` events; applied snapshots as the
-//!   engine's whole book after the snapshot (so deltas the engine buffered before a REST
-//!   snapshot and applied with it are included);
-//! - [`FanoutMsg::BookInvalid`] when a published book leaves `synced`, and
+//! `BookEnd`, so messages of different rings never interleave in the engine). After each
+//! applied book message it writes the book's state into the instrument's latest-state slot
+//! ([`BookSlots`]: best levels, update id, sync status, stamps) and publishes to each fan-out
+//! shard's ring ([`ShardOut`]):
+//! - a [`FanoutMsg::Book`] notice of the slot version, for snapshots, quotes and imbalance;
+//! - before it, only when the shard has `book_change` subscribers of the instrument
+//!   ([`BookSlots::want_deltas`]): applied deltas as their `BookBegin`/`Level`/`BookEnd`
+//!   events, applied snapshots as the engine's whole book after the snapshot (so deltas the
+//!   engine buffered before a REST snapshot and applied with it are included);
+//! - a full-book snapshot after a [`FanoutMsg::Resnapshot`] marker in answer to the shard's
+//!   snapshot request (a `book_change` subscriber joining or recovering);
+//! - [`FanoutMsg::BookInvalid`] when a book the shard was told about leaves `synced`, and
 //!   [`FanoutMsg::Disconnect`] per exchange when a connection drops (before the
 //!   `BookInvalid`s of its books).
 //!
-//! It wakes the fan-out once per batch through its [`Notifier`], which skips the wake-up
+//! Trades, liquidations and tickers do not come here: each ingest thread sends them down its
+//! own trade lane to every shard (`FanoutMsg::Event`, `FanoutMsg::Ticker`), so L2 work never
+//! delays them. Those that do arrive on an input (tests, replays) are published as they come.
+//!
+//! It wakes each shard once per batch through its [`Notifier`], which skips the wake-up
 //! syscall while the fan-out loop is awake.
 //!
-//! Fan-out ring policy (DESIGN.md, book → fan-out): trades, liquidations and tickers are
-//! dropped and counted on a full ring; a book message that does not fit whole is dropped and
-//! the book is marked stale, then republished as its latest state (a `BookInvalid` and a full
-//! snapshot) as soon as there is room: books travel as conflated latest state, so a book
-//! burst never blocks trades. `BookInvalid` and `Disconnect` are never dropped: they wait in
-//! a small queue that is flushed before anything else.
+//! Fan-out ring policy (DESIGN.md, book → fan-out): a book message (with its notice) that does
+//! not fit whole is dropped and the book is marked stale on that shard, then republished as
+//! its latest state as soon as there is room: a notice, preceded by a `BookInvalid` and a full
+//! snapshot when the shard takes deltas. Books travel as conflated latest state, so a book
+//! burst never blocks anything. `BookInvalid` and `Disconnect` are never dropped: they wait in
+//! a small queue per shard that is flushed before anything else. Trades that reach this
+//! thread are dropped and counted on a full ring.
 //!
 //! Resyncs: the engine's resync requests go to the REST thread (REST-snapshot books) or to
 //! the connection's ingest thread as a resubscribe (WebSocket-snapshot books); a WebSocket
@@ -40,9 +49,10 @@ use rtrb::Consumer;
 
 use crate::book::{BookEngine, Disposition, PackedTickerState, ResyncReason, SyncState};
 use crate::config::ResyncConfig;
-use crate::fanout::{FanoutMsg, Notifier};
+use crate::fanout::{BookNotice, FanoutMsg, Notifier};
 use crate::metrics::{Stage, StageRecorder, offset_ns, stamps_mut};
 use crate::model::{BookBegin, BookEnd, BookSide, Event, Exchange, InstrumentId, Level, Stamps};
+use crate::pipeline::slot::{BookSlots, MAX_SHARDS, ShardRequest};
 
 use crate::ingest::IngestControl;
 pub use crate::ingest::IngestItem;
@@ -97,12 +107,87 @@ impl Input {
     }
 }
 
+/// One fan-out shard as the book thread publishes to it.
+pub struct ShardOut {
+    out: RingProducer<FanoutMsg>,
+    waker: Option<Notifier>,
+    requests: Option<Consumer<ShardRequest>>,
+    all_deltas: bool,
+    pending_ctl: VecDeque<FanoutMsg>,
+    /// Per instrument: the shard was told the book is synced (a notice) and not told since
+    /// that it is not.
+    valid: Vec<bool>,
+    /// Per instrument: a publish to the shard was dropped; republished by housekeeping.
+    stale: Vec<bool>,
+    stale_list: Vec<InstrumentId>,
+    /// Requests taken from the shard and not answered yet (no room on its ring).
+    waiting: Vec<ShardRequest>,
+    pushed: bool,
+}
+
+impl ShardOut {
+    /// A shard fed over `out`, woken with `waker` after each batch.
+    pub fn new(out: RingProducer<FanoutMsg>, waker: Option<Notifier>) -> ShardOut {
+        ShardOut {
+            out,
+            waker,
+            requests: None,
+            all_deltas: false,
+            pending_ctl: VecDeque::with_capacity(64),
+            valid: Vec::new(),
+            stale: Vec::new(),
+            stale_list: Vec::new(),
+            waiting: Vec::new(),
+            pushed: false,
+        }
+    }
+
+    /// Answers the shard's requests (`book_change` snapshots, slot refreshes) from `requests`.
+    pub fn with_requests(mut self, requests: Consumer<ShardRequest>) -> ShardOut {
+        self.requests = Some(requests);
+        self
+    }
+
+    /// Publishes every instrument's deltas whatever the shard's wants (a consumer that
+    /// rebuilds books from the ring: tests, an external fan-out).
+    pub fn with_all_deltas(mut self) -> ShardOut {
+        self.all_deltas = true;
+        self
+    }
+
+    /// Delivers queued control messages while there is room; true when none is left.
+    fn flush_ctl(&mut self) -> bool {
+        while let Some(msg) = self.pending_ctl.front() {
+            if self.out.slots() == 0 {
+                return false;
+            }
+            let _ = self.out.push(*msg);
+            self.pending_ctl.pop_front();
+            self.pushed = true;
+        }
+        true
+    }
+
+    fn mark_stale(&mut self, id: InstrumentId) {
+        if let Some(flag) = self.stale.get_mut(id.index()) {
+            if !*flag {
+                *flag = true;
+                self.stale_list.push(id);
+            }
+        }
+    }
+}
+
 /// The book thread's state. Build it, then call [`BookThread::run`] on the thread.
 pub struct BookThread {
     engine: BookEngine,
     inputs: Vec<Input>,
-    out: RingProducer<FanoutMsg>,
-    fanout_waker: Option<Notifier>,
+    shards: Vec<ShardOut>,
+    slots: Arc<BookSlots>,
+    /// Per instrument: the slot says synced.
+    slot_synced: Vec<bool>,
+    /// Per instrument: the last slot version written.
+    slot_version: Vec<u64>,
     strategy: WaitStrategy,
     wakeup: Arc<Wakeup>,
     topo: Topology,
@@ -111,16 +196,11 @@ pub struct BookThread {
     stats: Arc<CachePadded<BookThreadStats>>,
     is_book: Vec<bool>,
     last_stamps: Vec<Stamps>,
-    published_valid: Vec<bool>,
-    stale: Vec<bool>,
-    stale_list: Vec<InstrumentId>,
     connected: Vec<bool>,
     resubscribed_at_ns: Vec<Option<u64>>,
-    pending_ctl: VecDeque<FanoutMsg>,
     scratch: Vec<FanoutMsg>,
     resyncs: Vec<InstrumentId>,
     batch: Vec<IngestItem>,
-    pushed: bool,
     latency: Option<StageRecorder>,
     conn_stats: Vec<Arc<CachePadded<super::ConnStats>>>,
     conn_sums: Vec<[u64; 3]>,
@@ -140,14 +220,15 @@ pub struct BookThread {
 }
 
 impl BookThread {
-    /// Assembles the thread. `engine` has every book registered; `topo` says which
-    /// connection carries what; `ingest_control[c]` reaches connection `c`.
+    /// Assembles the thread. `engine` has every book registered; `shards` are the fan-out
+    /// shards in index order (at most [`MAX_SHARDS`]; more are ignored), all reading `slots`;
+    /// `topo` says which connection carries what; `ingest_control[c]` reaches connection `c`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         engine: BookEngine,
         inputs: Vec<Input>,
-        out: RingProducer<FanoutMsg>,
-        fanout_waker: Option<Notifier>,
+        mut shards: Vec<ShardOut>,
+        slots: Arc<BookSlots>,
         strategy: WaitStrategy,
         wakeup: Arc<Wakeup>,
         topo: Topology,
@@ -163,11 +244,20 @@ impl BookThread {
                 *b = true;
             }
         }
+        shards.truncate(MAX_SHARDS);
+        for sh in &mut shards {
+            sh.valid = vec![false; n];
+            sh.stale = vec![false; n];
+            sh.stale_list = Vec::with_capacity(n);
+            sh.waiting = Vec::with_capacity(n);
+        }
         BookThread {
             engine,
             inputs,
-            out,
-            fanout_waker,
+            shards,
+            slots,
+            slot_synced: vec![false; n],
+            slot_version: vec![0; n],
             strategy,
             wakeup,
             topo,
@@ -176,16 +266,11 @@ impl BookThread {
             stats,
             is_book,
             last_stamps: vec![Stamps::default(); n],
-            published_valid: vec![false; n],
-            stale: vec![false; n],
-            stale_list: Vec::with_capacity(n),
             connected: vec![false; conns],
             resubscribed_at_ns: vec![None; n],
-            pending_ctl: VecDeque::with_capacity(64),
             scratch: Vec::with_capacity(4096),
             resyncs: Vec::with_capacity(n),
             batch: Vec::with_capacity(BATCH),
-            pushed: false,
             latency: None,
             conn_stats: Vec::new(),
             conn_sums: Vec::new(),
@@ -271,6 +356,7 @@ impl BookThread {
             if work > 0 {
                 self.dispatch_resyncs();
             }
+            work += self.serve_requests();
             self.wake_fanout();
             let now = mono_ns();
             if now >= next_housekeeping {
@@ -288,11 +374,21 @@ impl BookThread {
             {
                 break;
             }
-            waiter.idle(|| inputs.iter().all(|i| i.consumer.is_empty()));
+            let shards = &self.shards;
+            waiter.idle(|| {
+                inputs.iter().all(|i| i.consumer.is_empty())
+                    && shards
+                        .iter()
+                        .all(|s| s.requests.as_ref().is_none_or(Consumer::is_empty))
+            });
         }
         // final flush: control messages wait for room while the fan-out still reads
         for _ in 0..1000 {
-            if self.flush_ctl() || self.out.is_abandoned() {
+            let mut done = true;
+            for sh in &mut self.shards {
+                done &= sh.flush_ctl() || sh.out.is_abandoned();
+            }
+            if done {
                 break;
             }
             self.wake_fanout_now();
@@ -392,7 +488,7 @@ impl BookThread {
     }
 
     /// Feeds one whole book message (in `inputs[i].message`) to the engine and publishes
-    /// what it applied.
+    /// what it applied: the slot, then each shard's notice (and deltas, where wanted).
     fn apply_message(&mut self, i: usize) {
         let message = std::mem::take(&mut self.inputs[i].message);
         let Some(Event::BookBegin(begin)) = message.first().copied() else {
@@ -404,24 +500,49 @@ impl BookThread {
             self.engine.on_event(ev);
         }
         let synced = self.engine.state(id) == Some(SyncState::Synced);
-        if self.engine.last_message_applied() && synced && id.index() < self.stale.len() {
+        if self.engine.last_message_applied() && synced && id.index() < self.slot_version.len() {
             let mut stamps = begin.stamps;
             self.stamp_applied(&mut stamps);
             self.last_stamps[id.index()] = stamps;
-            if self.engine.disposition() == Disposition::ApplySnapshot {
-                self.publish_snapshot(id, stamps, false);
-            } else if self.published_valid[id.index()] && !self.stale[id.index()] {
+            let version = self.publish_slot(id, stamps);
+            let snapshot = self.engine.disposition() == Disposition::ApplySnapshot;
+            let mask = self.slots.deltas_wanted(id);
+            for s in 0..self.shards.len() {
                 self.scratch.clear();
-                self.scratch
-                    .extend(message.iter().map(|e| FanoutMsg::Event(*e)));
-                if let Some(FanoutMsg::Event(Event::BookBegin(b))) = self.scratch.first_mut() {
-                    b.stamps = stamps;
+                if self.shards[s].all_deltas || mask >> s & 1 == 1 {
+                    if snapshot {
+                        self.snapshot_events(id, stamps);
+                    } else if !self.shards[s].stale[id.index()] {
+                        self.scratch
+                            .extend(message.iter().map(|e| FanoutMsg::Event(*e)));
+                        if let Some(FanoutMsg::Event(Event::BookBegin(b))) =
+                            self.scratch.first_mut()
+                        {
+                            b.stamps = stamps;
+                        }
+                    }
                 }
-                self.publish_book(id, false);
+                self.scratch.push(FanoutMsg::Book(BookNotice {
+                    instrument: id,
+                    version,
+                    stamps,
+                }));
+                self.push_book(s, id, false);
             }
         }
         self.check_invalid(id);
         self.inputs[i].message = message;
+    }
+
+    /// Writes the engine's book of `id` (synced) into its slot; returns the version.
+    fn publish_slot(&mut self, id: InstrumentId, stamps: Stamps) -> u64 {
+        let update_id = self.engine.last_sequence(id).map_or(0, |s| s.update_id());
+        let version = self
+            .slots
+            .publish(id, true, update_id, stamps, self.engine.book(id));
+        self.slot_synced[id.index()] = true;
+        self.slot_version[id.index()] = version;
+        version
     }
 
     fn apply_simple(&mut self, mut ev: Event) {
@@ -455,24 +576,19 @@ impl BookThread {
             }
             Event::BookBegin(_) | Event::Level(_) | Event::BookEnd(_) => return,
         };
-        if !self.flush_ctl() {
-            self.out.count_dropped(1);
-            return;
-        }
-        if self.out.push(msg).is_ok() {
-            self.pushed = true;
+        for sh in &mut self.shards {
+            if !sh.flush_ctl() {
+                sh.out.count_dropped(1);
+                continue;
+            }
+            if sh.out.push(msg).is_ok() {
+                sh.pushed = true;
+            }
         }
     }
 
-    /// Publishes the engine's whole book of `id` as a snapshot message. `invalid_first`
-    /// marks the republish of a stale book: a `BookInvalid` goes first when the fan-out
-    /// held a copy, and a republish that still does not fit is not counted as a drop.
-    fn publish_snapshot(&mut self, id: InstrumentId, stamps: Stamps, retry: bool) {
-        let invalid_first = retry && self.published_valid[id.index()];
-        self.scratch.clear();
-        if invalid_first {
-            self.scratch.push(FanoutMsg::BookInvalid(id));
-        }
+    /// Appends the engine's whole book of `id` as one snapshot message to `self.scratch`.
+    fn snapshot_events(&mut self, id: InstrumentId, stamps: Stamps) {
         let Some(book) = self.engine.book(id) else {
             return;
         };
@@ -494,63 +610,161 @@ impl BookThread {
             checksum: None,
             aborted: false,
         })));
-        if self.publish_book(id, retry) {
-            if invalid_first {
-                bump(&self.stats.invalidations, 1);
-            }
-            self.published_valid[id.index()] = true;
-        }
     }
 
-    /// Pushes `self.scratch` (one book message of `id`) whole, or marks the book stale. A
-    /// republish of a stale book (`retry`) that still does not fit is not counted again.
-    fn publish_book(&mut self, id: InstrumentId, retry: bool) -> bool {
-        let room = self.flush_ctl() && (!retry || self.out.slots() >= self.scratch.len());
-        if room && self.out.push_all(&self.scratch).is_ok() {
-            self.pushed = true;
+    /// Pushes `self.scratch` (one book message of `id` and its notice) whole to shard `s`, or
+    /// marks the book stale there. A republish of a stale book (`retry`) that still does not
+    /// fit is not counted again.
+    fn push_book(&mut self, s: usize, id: InstrumentId, retry: bool) -> bool {
+        let sh = &mut self.shards[s];
+        let room = sh.flush_ctl() && (!retry || sh.out.slots() >= self.scratch.len());
+        if room && sh.out.push_all(&self.scratch).is_ok() {
+            sh.pushed = true;
+            sh.valid[id.index()] = true;
             bump(&self.stats.book_messages_published, 1);
             return true;
         }
         if !retry {
             bump(&self.stats.book_messages_dropped, 1);
         }
-        if !self.stale[id.index()] {
-            self.stale[id.index()] = true;
-            self.stale_list.push(id);
-        }
+        sh.mark_stale(id);
         false
     }
 
-    /// Publishes `BookInvalid` if the fan-out holds a valid copy of a book that is no longer
-    /// synced.
+    /// Republishes the books marked stale on shard `s` as their latest state: a notice, and
+    /// for a shard taking deltas a `BookInvalid` (when it was told the book is synced) and a
+    /// full snapshot first. A failure marks the book stale again.
+    fn republish_stale(&mut self, s: usize) {
+        let stale = std::mem::take(&mut self.shards[s].stale_list);
+        for &id in &stale {
+            let i = id.index();
+            self.shards[s].stale[i] = false;
+            if self.engine.state(id) != Some(SyncState::Synced) {
+                continue;
+            }
+            let stamps = self.last_stamps[i];
+            let deltas = self.shards[s].all_deltas || self.slots.deltas_wanted(id) >> s & 1 == 1;
+            let invalid_first = deltas && self.shards[s].valid[i];
+            self.scratch.clear();
+            if invalid_first {
+                self.scratch.push(FanoutMsg::BookInvalid(id));
+            }
+            if deltas {
+                self.snapshot_events(id, stamps);
+            }
+            self.scratch.push(FanoutMsg::Book(BookNotice {
+                instrument: id,
+                version: self.slot_version[i],
+                stamps,
+            }));
+            if self.push_book(s, id, true) && invalid_first {
+                bump(&self.stats.invalidations, 1);
+            }
+        }
+        let mut stale = stale;
+        stale.clear();
+        if self.shards[s].stale_list.is_empty() {
+            self.shards[s].stale_list = stale;
+        }
+    }
+
+    /// Answers the shards' requests: for a snapshot, a [`FanoutMsg::Resnapshot`] marker and
+    /// the engine's whole book; for a refresh, the slot rewritten at the depth now wanted and
+    /// a notice. Only for a synced book: one that is not gets its snapshot from the venue,
+    /// which every `book_change` subscriber receives, and its slot then. Returns how many
+    /// requests were taken.
+    fn serve_requests(&mut self) -> usize {
+        let mut taken = 0;
+        for s in 0..self.shards.len() {
+            let sh = &mut self.shards[s];
+            if let Some(req) = sh.requests.as_mut() {
+                while let Ok(r) = req.pop() {
+                    if !sh.waiting.contains(&r) {
+                        sh.waiting.push(r);
+                    }
+                    taken += 1;
+                }
+            }
+            if sh.waiting.is_empty() {
+                continue;
+            }
+            let mut waiting = std::mem::take(&mut self.shards[s].waiting);
+            let mut k = 0;
+            while k < waiting.len() {
+                let (ShardRequest::Snapshot(id) | ShardRequest::Refresh(id)) = waiting[k];
+                let i = id.index();
+                if i >= self.slot_version.len() || self.engine.state(id) != Some(SyncState::Synced)
+                {
+                    waiting.swap_remove(k);
+                    continue;
+                }
+                let stamps = self.last_stamps[i];
+                self.scratch.clear();
+                match waiting[k] {
+                    ShardRequest::Snapshot(_) => {
+                        self.scratch.push(FanoutMsg::Resnapshot(id));
+                        self.snapshot_events(id, stamps);
+                    }
+                    ShardRequest::Refresh(_) => {
+                        let version = self.publish_slot(id, stamps);
+                        self.scratch.push(FanoutMsg::Book(BookNotice {
+                            instrument: id,
+                            version,
+                            stamps,
+                        }));
+                    }
+                }
+                let sh = &mut self.shards[s];
+                if sh.flush_ctl() && sh.out.push_all(&self.scratch).is_ok() {
+                    sh.pushed = true;
+                    if matches!(waiting[k], ShardRequest::Snapshot(_)) {
+                        bump(&self.stats.snapshot_requests_served, 1);
+                    }
+                    waiting.swap_remove(k);
+                } else {
+                    k += 1;
+                }
+            }
+            self.shards[s].waiting = waiting;
+        }
+        taken
+    }
+
+    /// A book that is no longer synced: the slot says so (once), and each shard that was
+    /// told it is synced gets a `BookInvalid`.
     fn check_invalid(&mut self, id: InstrumentId) {
-        let Some(valid) = self.published_valid.get_mut(id.index()) else {
+        let i = id.index();
+        if i >= self.slot_synced.len() || self.engine.state(id) == Some(SyncState::Synced) {
             return;
-        };
-        if *valid && self.engine.state(id) != Some(SyncState::Synced) {
-            *valid = false;
-            self.publish_ctl(FanoutMsg::BookInvalid(id));
+        }
+        if self.slot_synced[i] {
+            self.slot_synced[i] = false;
+            self.slot_version[i] = self.slots.publish(id, false, 0, self.last_stamps[i], None);
+        }
+        let mut any = false;
+        for s in 0..self.shards.len() {
+            if self.shards[s].valid[i] {
+                self.shards[s].valid[i] = false;
+                self.publish_ctl_to(s, FanoutMsg::BookInvalid(id));
+                any = true;
+            }
+        }
+        if any {
             bump(&self.stats.invalidations, 1);
         }
     }
 
-    /// Queues a message that must not be dropped.
+    /// Queues a message that must not be dropped to every shard.
     fn publish_ctl(&mut self, msg: FanoutMsg) {
-        self.pending_ctl.push_back(msg);
-        self.flush_ctl();
+        for s in 0..self.shards.len() {
+            self.publish_ctl_to(s, msg);
+        }
     }
 
-    /// Delivers queued control messages while there is room; true when none is left.
-    fn flush_ctl(&mut self) -> bool {
-        while let Some(msg) = self.pending_ctl.front() {
-            if self.out.slots() == 0 {
-                return false;
-            }
-            let _ = self.out.push(*msg);
-            self.pending_ctl.pop_front();
-            self.pushed = true;
-        }
-        true
+    fn publish_ctl_to(&mut self, s: usize, msg: FanoutMsg) {
+        let sh = &mut self.shards[s];
+        sh.pending_ctl.push_back(msg);
+        sh.flush_ctl();
     }
 
     fn on_connected(&mut self, c: usize) {
@@ -675,7 +889,9 @@ impl BookThread {
     }
 
     fn housekeeping(&mut self, now_ns: u64) {
-        self.flush_ctl();
+        for sh in &mut self.shards {
+            sh.flush_ctl();
+        }
         // resyncs whose backoff expired (a book synced meanwhile needs none)
         if !self.deferred.is_empty() {
             let mut due = std::mem::take(&mut self.resyncs);
@@ -700,12 +916,8 @@ impl BookThread {
             }
         }
         // republish stale books as their latest state (a failure queues the book again)
-        let stale = std::mem::take(&mut self.stale_list);
-        for &id in &stale {
-            self.stale[id.index()] = false;
-            if self.engine.state(id) == Some(SyncState::Synced) {
-                self.publish_snapshot(id, self.last_stamps[id.index()], true);
-            }
+        for s in 0..self.shards.len() {
+            self.republish_stale(s);
         }
         // WebSocket books that a resubscribe did not resync: reconnect their connection
         let timeout_ns = RESUBSCRIBE_TIMEOUT.as_nanos() as u64;
@@ -778,15 +990,21 @@ impl BookThread {
 
     #[inline]
     fn wake_fanout(&mut self) {
-        if self.pushed {
-            self.pushed = false;
-            self.wake_fanout_now();
+        for sh in &mut self.shards {
+            if sh.pushed {
+                sh.pushed = false;
+                if let Some(n) = &sh.waker {
+                    n.notify();
+                }
+            }
         }
     }
 
     fn wake_fanout_now(&self) {
-        if let Some(n) = &self.fanout_waker {
-            n.notify();
+        for sh in &self.shards {
+            if let Some(n) = &sh.waker {
+                n.notify();
+            }
         }
     }
 }

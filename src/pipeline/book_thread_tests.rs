@@ -94,11 +94,12 @@ fn rig_with(out_slots: usize, rest_books: bool, policy: crate::config::ResyncCon
         conn_exchanges: vec![vec![Exchange::Bybit]],
         conn_books: vec![vec![A, B]],
     };
+    let slots = Arc::new(BookSlots::new(2, 4, 1));
     let t = BookThread::new(
         engine,
         vec![Input::new(ingest_rx, Some(0)), Input::new(rest_rx, None)],
-        out_tx,
-        None,
+        vec![ShardOut::new(out_tx, None).with_all_deltas()],
+        slots,
         WaitStrategy::Backoff,
         wakeup.clone(),
         topo,
@@ -320,14 +321,14 @@ fn rest_books_ask_for_snapshots_and_publish_the_merged_book() {
 fn a_full_fanout_ring_drops_trades_and_republishes_books() {
     let mut r = rig(16, false);
     r.send(&[IngestItem::Connected]);
-    r.send(&book_message(A, true, 10, 4)); // 6 items
-    r.send(&book_message(A, false, 11, 10)); // 12 items: does not fit
+    r.send(&book_message(A, true, 10, 4)); // 6 items and a notice
+    r.send(&book_message(A, false, 11, 10)); // 12 items and a notice: does not fit
     for _ in 0..20 {
-        r.send(&[trade(B)]); // 10 fit, 10 dropped
+        r.send(&[trade(B)]); // 9 fit, 11 dropped
     }
     // wait until the ring is full, then drain it: the book comes back whole
     let until = std::time::Instant::now() + Duration::from_secs(5);
-    while r.out_stats.dropped() < 22 && std::time::Instant::now() < until {
+    while r.out_stats.dropped() < 24 && std::time::Instant::now() < until {
         std::thread::sleep(Duration::from_millis(1));
     }
     let mut msgs = Vec::new();
@@ -344,10 +345,10 @@ fn a_full_fanout_ring_drops_trades_and_republishes_books() {
     msgs.extend(rest_msgs);
     let k = kinds(&msgs);
     assert_eq!(k[0], "snap0");
-    assert_eq!(k.iter().filter(|k| *k == "trade1").count(), 10, "{k:?}");
+    assert_eq!(k.iter().filter(|k| *k == "trade1").count(), 9, "{k:?}");
     assert_eq!(&k[k.len() - 2..], ["invalid0", "snap0"], "{k:?}");
     assert_eq!(rest.stats.book_messages_dropped.load(Ordering::Relaxed), 1);
-    assert_eq!(rest.out_stats.dropped(), 12 + 10);
+    assert_eq!(rest.out_stats.dropped(), 13 + 11);
     // the republished snapshot is the engine's latest book
     let last_snapshot_levels = msgs
         .iter()

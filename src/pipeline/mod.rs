@@ -8,12 +8,14 @@
 pub mod book_thread;
 pub mod pin;
 pub mod ring;
+pub mod slot;
 pub mod stats;
 pub mod wait;
 
 pub use book_thread::{BookThread, IngestItem};
 pub use pin::PinError;
 pub use ring::{QueueStats, RingProducer, ring};
+pub use slot::{BookSlots, ShardRequest, SlotHeader, SlotView};
 pub use stats::{ConnState, ConnStats, RunStats};
 pub use wait::{WaitStrategy, Waiter, Wakeup};
 

@@ -90,7 +90,9 @@ pub fn validate_config(cpu: &CpuConfig, available: &[usize]) -> Result<(), PinEr
         validate_core("cpu.ingest (--cpu-ingest)", core, available)?;
     }
     validate_core("cpu.book (--cpu-book)", cpu.book, available)?;
-    validate_core("cpu.fanout (--cpu-fanout)", cpu.fanout, available)?;
+    for &c in &cpu.fanout {
+        validate_core("cpu.fanout (--cpu-fanout)", c, available)?;
+    }
     Ok(())
 }
 

@@ -82,6 +82,8 @@ pub struct ConnStats {
     pub heartbeats_answered: AtomicU64,
     /// Book messages of which an event was dropped on a full ring (each resyncs its book).
     pub books_lost: AtomicU64,
+    /// Trades parsed and published down the trade lanes.
+    pub trades: AtomicU64,
     /// Binary or otherwise non-text data frames received.
     pub binary_frames: AtomicU64,
     /// Wall clock of the last frame received, unix ns.
@@ -110,6 +112,7 @@ impl ConnStats {
             keepalives_sent: AtomicU64::new(0),
             heartbeats_answered: AtomicU64::new(0),
             books_lost: AtomicU64::new(0),
+            trades: AtomicU64::new(0),
             binary_frames: AtomicU64::new(0),
             last_recv_ts_ns: AtomicI64::new(0),
             book_gaps: AtomicU64::new(0),
@@ -208,10 +211,13 @@ pub struct BookThreadStats {
     pub resyncs: AtomicU64,
     /// Checksums that did not match.
     pub checksum_failures: AtomicU64,
-    /// Book messages published to the fan-out.
+    /// Book messages (with their slot notice) published to the fan-out shards, per shard.
     pub book_messages_published: AtomicU64,
-    /// Book messages that did not fit the fan-out ring (the book is republished whole).
+    /// Book messages that did not fit a shard's ring (the book is republished as its latest
+    /// state).
     pub book_messages_dropped: AtomicU64,
+    /// `book_change` snapshot requests of the shards answered with a full book.
+    pub snapshot_requests_served: AtomicU64,
     /// Book messages cut short by a drop upstream and discarded.
     pub truncated_messages: AtomicU64,
     /// `BookInvalid` messages published.
@@ -242,6 +248,17 @@ pub struct RunStats {
 }
 
 impl RunStats {
+    /// Trades published to the fan-out: down the trade lanes, and through the book thread
+    /// where an input carried them.
+    pub fn trades(&self) -> u64 {
+        let lanes: u64 = self
+            .connections
+            .iter()
+            .map(|c| c.trades.load(Ordering::Relaxed))
+            .sum();
+        lanes + self.book.trades.load(Ordering::Relaxed)
+    }
+
     /// Items dropped on every queue together.
     pub fn total_dropped(&self) -> u64 {
         self.queues.iter().map(|q| q.dropped()).sum()

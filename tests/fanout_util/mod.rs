@@ -1,21 +1,30 @@
 //! The fan-out test harness: a `Server` on port 0 fed synthetic `FanoutMsg`s through an rtrb
 //! ring, with the instruments and message builders the fan-out tests share.
+//!
+//! The harness plays the book thread's part ([`BookWriter`]): it applies the book messages a
+//! test pushes to books of its own, publishes each into the latest-state slots before
+//! forwarding the message and its `Book` notice, and answers the shard's snapshot requests
+//! from a thread of its own, as `pinfeed::pipeline::book_thread` does.
 
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use pinfeed::book::Book;
 use pinfeed::config::ServerConfig;
 use pinfeed::fanout::{
-    FanoutCounters, FanoutMsg, FanoutStats, Notifier, Server, StopHandle, Tuning,
+    BookNotice, BookSlots, FanoutCounters, FanoutInputs, FanoutMsg, FanoutStats, Notifier, Server,
+    ShardRequest, SnapshotRequests, StopHandle, Tuning,
 };
 use pinfeed::model::{
     BookBegin, BookEnd, BookSide, Decimal, Event, Exchange, InstrumentId, Instruments, Level,
     Sequence, ShortId, Side, Stamps, Trade,
 };
+use pinfeed::pipeline::Wakeup;
 use serde_json::Value;
 use tungstenite::Message;
 
@@ -111,13 +120,166 @@ impl Wake {
     }
 }
 
+/// The book thread's part: books, slots, the ring to the shard.
+pub struct BookWriter {
+    producer: rtrb::Producer<FanoutMsg>,
+    wake: Wake,
+    slots: Arc<BookSlots>,
+    instruments: Instruments,
+    books: Vec<Book>,
+    synced: Vec<bool>,
+    stamps: Vec<Stamps>,
+    current: Option<(InstrumentId, bool)>,
+    message: Vec<FanoutMsg>,
+}
+
+impl BookWriter {
+    fn send(&mut self, m: FanoutMsg) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut m = m;
+        loop {
+            match self.producer.push(m) {
+                Ok(()) => return,
+                Err(rtrb::PushError::Full(back)) => {
+                    m = back;
+                    self.wake.wake();
+                    assert!(Instant::now() < deadline, "ring stayed full");
+                    thread::sleep(Duration::from_micros(200));
+                }
+            }
+        }
+    }
+
+    fn unsync(&mut self, id: InstrumentId) {
+        let i = id.index();
+        if self.synced[i] {
+            self.synced[i] = false;
+            self.slots.publish(id, false, 0, self.stamps[i], None);
+        }
+    }
+
+    /// Applies and forwards one message as the book thread would.
+    fn take(&mut self, m: FanoutMsg) {
+        match m {
+            FanoutMsg::Event(Event::BookBegin(b)) => {
+                if b.is_snapshot {
+                    self.books[b.instrument.index()].begin_snapshot();
+                }
+                self.current = Some((b.instrument, b.is_snapshot));
+                self.message.clear();
+                self.message.push(m);
+            }
+            FanoutMsg::Event(Event::Level(l)) => {
+                if let Some((id, _)) = self.current {
+                    let _ = self.books[id.index()].apply(l.side, l.price, l.qty);
+                }
+                self.message.push(m);
+            }
+            FanoutMsg::Event(Event::BookEnd(e)) => {
+                self.message.push(m);
+                let Some((id, snapshot)) = self.current.take() else {
+                    return;
+                };
+                let i = id.index();
+                if snapshot {
+                    self.books[i].end_snapshot();
+                    self.synced[i] = true;
+                }
+                let begin = match self.message[0] {
+                    FanoutMsg::Event(Event::BookBegin(b)) => b,
+                    _ => unreachable!(),
+                };
+                let message = std::mem::take(&mut self.message);
+                if !self.synced[i] || e.aborted {
+                    // a delta before the first snapshot is not applied: not published
+                    self.message = message;
+                    return;
+                }
+                self.stamps[i] = begin.stamps;
+                let version = self
+                    .slots
+                    .publish(id, true, 0, begin.stamps, Some(&self.books[i]));
+                for m in &message {
+                    self.send(*m);
+                }
+                self.send(FanoutMsg::Book(BookNotice {
+                    instrument: id,
+                    version,
+                    stamps: begin.stamps,
+                }));
+                self.message = message;
+            }
+            FanoutMsg::BookInvalid(id) => {
+                self.unsync(id);
+                self.books[id.index()].clear();
+                self.send(m);
+            }
+            FanoutMsg::Disconnect { exchange, .. } => {
+                self.send(m);
+                for i in 0..self.books.len() {
+                    let id = InstrumentId(i as u32);
+                    if self.instruments.name(id).0 == exchange {
+                        self.unsync(id);
+                        self.books[i].clear();
+                    }
+                }
+            }
+            m => self.send(m),
+        }
+    }
+
+    /// Answers one request: a `Resnapshot` marker and the whole book, or a slot rewrite and
+    /// its notice.
+    fn answer(&mut self, r: ShardRequest) {
+        let (ShardRequest::Snapshot(id) | ShardRequest::Refresh(id)) = r;
+        let i = id.index();
+        if !self.synced.get(i).copied().unwrap_or(false) {
+            return;
+        }
+        if let ShardRequest::Refresh(_) = r {
+            let version = self
+                .slots
+                .publish(id, true, 0, self.stamps[i], Some(&self.books[i]));
+            self.send(FanoutMsg::Book(BookNotice {
+                instrument: id,
+                version,
+                stamps: self.stamps[i],
+            }));
+            self.wake.wake();
+            return;
+        }
+        let mut msgs = vec![FanoutMsg::Resnapshot(id)];
+        msgs.push(FanoutMsg::Event(Event::BookBegin(BookBegin {
+            instrument: id,
+            is_snapshot: true,
+            seq: Sequence::None,
+            stamps: self.stamps[i],
+        })));
+        for side in [BookSide::Bid, BookSide::Ask] {
+            for (price, qty) in self.books[i].decimal_levels(side) {
+                msgs.push(FanoutMsg::Event(Event::Level(Level { side, price, qty })));
+            }
+        }
+        msgs.push(FanoutMsg::Event(Event::BookEnd(BookEnd {
+            instrument: id,
+            checksum: None,
+            aborted: false,
+        })));
+        for m in msgs {
+            self.send(m);
+        }
+        self.wake.wake();
+    }
+}
+
 pub struct Harness {
     pub addr: SocketAddr,
-    pub producer: rtrb::Producer<FanoutMsg>,
-    pub wake: Wake,
+    pub writer: Arc<Mutex<BookWriter>>,
     pub stop: StopHandle,
     pub stats: Arc<FanoutStats>,
     pub thread: Option<JoinHandle<std::io::Result<()>>>,
+    responder: Option<JoinHandle<()>>,
+    responder_stop: Arc<AtomicBool>,
 }
 
 impl Harness {
@@ -170,6 +332,7 @@ impl Harness {
             server.set_latency(rec);
         }
         let (producer, consumer) = rtrb::RingBuffer::new(1 << 16);
+        let (req_tx, mut req_rx) = rtrb::RingBuffer::new(64);
         let addr = server.local_addr();
         let wake = match wake {
             0 => Wake::Waker(server.waker()),
@@ -178,20 +341,57 @@ impl Harness {
         };
         let stop = server.stop_handle();
         let stats = server.stats();
+        let instruments = instruments();
+        let n = instruments.len();
+        let slots = Arc::new(BookSlots::new(n, cfg.slot_depth, 1));
+        let inputs = FanoutInputs {
+            book: consumer,
+            lanes: Vec::new(),
+            slots: slots.clone(),
+            shard: 0,
+            requests: Some(SnapshotRequests {
+                ring: req_tx,
+                wakeup: Arc::new(Wakeup::new()),
+            }),
+        };
         let thread = thread::Builder::new()
             .name("fanout".into())
             .spawn(move || {
                 on_thread(addr.port());
-                server.run(consumer)
+                server.run(inputs)
             })
             .unwrap();
-        Harness {
-            addr,
+        let writer = Arc::new(Mutex::new(BookWriter {
             producer,
             wake,
+            slots,
+            instruments,
+            books: (0..n).map(|_| Book::default()).collect(),
+            synced: vec![false; n],
+            stamps: vec![Stamps::default(); n],
+            current: None,
+            message: Vec::new(),
+        }));
+        let responder_stop = Arc::new(AtomicBool::new(false));
+        let responder = {
+            let (writer, stop) = (writer.clone(), responder_stop.clone());
+            thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    while let Ok(r) = req_rx.pop() {
+                        writer.lock().unwrap().answer(r);
+                    }
+                    thread::sleep(Duration::from_millis(1));
+                }
+            })
+        };
+        Harness {
+            addr,
+            writer,
             stop,
             stats,
             thread: Some(thread),
+            responder: Some(responder),
+            responder_stop,
         }
     }
 
@@ -199,23 +399,14 @@ impl Harness {
         Harness::start(1 << 20, 5 << 20, Tuning::default())
     }
 
+    /// Pushes `msgs` as the book thread would publish them (book messages applied to the
+    /// harness's books and slots first), then wakes the loop.
     pub fn push(&mut self, msgs: impl IntoIterator<Item = FanoutMsg>) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut w = self.writer.lock().unwrap();
         for m in msgs {
-            let mut m = m;
-            loop {
-                match self.producer.push(m) {
-                    Ok(()) => break,
-                    Err(rtrb::PushError::Full(back)) => {
-                        m = back;
-                        self.wake.wake();
-                        assert!(Instant::now() < deadline, "ring stayed full");
-                        thread::sleep(Duration::from_micros(200));
-                    }
-                }
-            }
+            w.take(m);
         }
-        self.wake.wake();
+        w.wake.wake();
     }
 
     /// Waits (at most 10 s) until the published counters satisfy `pred`.
@@ -241,6 +432,10 @@ impl Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
+        self.responder_stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.responder.take() {
+            let _ = t.join();
+        }
         self.stop.stop();
         if let Some(t) = self.thread.take() {
             t.join().unwrap().unwrap();
