@@ -205,6 +205,9 @@ struct BenchArgs {
     /// Wait strategy of the engine's hot threads [default: backoff].
     #[arg(long, value_enum)]
     wait: Option<WaitArg>,
+    /// Cores of the fan-out shards, one shard each (`0,1`: two shards) [default: 1].
+    #[arg(long, value_name = "LIST")]
+    cpu_fanout: Option<String>,
     /// Print exactly one JSON object on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -412,6 +415,10 @@ fn bench(a: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         floor_duration: seconds("--floor-duration", a.floor_duration)?,
         pin: a.pin,
         wait: a.wait.map(WaitMode::from).unwrap_or_default(),
+        fanout_cores: match &a.cpu_fanout {
+            Some(l) => parse_core_list("--cpu-fanout", l)?,
+            None => vec![1],
+        },
     };
     let report = pinfeed::bench::run(&opts)?;
     let mut out = std::io::stdout().lock();

@@ -117,13 +117,16 @@ impl Drop for Engine {
     }
 }
 
-fn start_engine(config: &std::path::Path) -> (Engine, std::net::SocketAddr) {
+fn start_engine(config: &std::path::Path, shards: usize) -> (Engine, std::net::SocketAddr) {
+    let cores: Vec<String> = (0..shards).map(|c| c.to_string()).collect();
     let mut child = Command::new(env!("CARGO_BIN_EXE_pinfeed"))
         .args([
             "run",
             "--no-pin",
             "--metrics-listen",
             "127.0.0.1:0",
+            "--cpu-fanout",
+            &cores.join(","),
             "--config",
         ])
         .arg(config)
@@ -303,10 +306,21 @@ fn read_until(
 
 #[test]
 fn simulator_engine_and_clients_agree_with_replay() {
+    agree_with_replay(1);
+}
+
+/// The same with two fan-out shards: the kernel spreads the clients over them, and every
+/// client's trades and books equal the replay's.
+#[test]
+fn two_fanout_shards_agree_with_replay() {
+    agree_with_replay(2);
+}
+
+fn agree_with_replay(shards: usize) {
     let reference = reference();
     let total_trades: usize = reference.trades.values().map(Vec::len).sum();
     assert!(total_trades > 500);
-    let dir = std::env::temp_dir().join(format!("pinfeed-e2e-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("pinfeed-e2e-{}-{shards}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ca_key = dir.join("ca-key.pem");
     let config = dir.join("run.toml");
@@ -333,12 +347,22 @@ fn simulator_engine_and_clients_agree_with_replay() {
     )
     .unwrap();
 
-    let (mut engine, addr) = start_engine(&config);
+    let (mut engine, addr) = start_engine(&config, shards);
     let opts = options(&reference);
     let mut ws = util::connect(addr, &opts);
     ws.get_mut()
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
+    // with shards, more clients: each lands on a shard by the hash of its port
+    let mut others: Vec<util::Ws> = (1..shards * 4)
+        .map(|_| {
+            let mut w = util::connect(addr, &opts);
+            w.get_mut()
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            w
+        })
+        .collect();
     let trades_only: Vec<Value> = opts
         .as_array()
         .unwrap()
@@ -367,6 +391,16 @@ fn simulator_engine_and_clients_agree_with_replay() {
         engine.stderr.lock().unwrap().last()
     );
     assert_eq!(seen.trades, reference.trades, "trades differ from replay");
+    for (k, other) in others.iter_mut().enumerate() {
+        let mut seen = Seen::default();
+        let ok = read_until(other, &mut seen, Duration::from_secs(60), |s| {
+            s.trades.values().map(Vec::len).sum::<usize>() >= total_trades
+                && s.books_match(&reference, false).is_ok()
+        });
+        assert!(ok, "client {k}: {:?}", seen.books_match(&reference, false));
+        assert_eq!(seen.trades, reference.trades, "client {k}: trades differ");
+    }
+    drop(others);
 
     // Kill the simulator mid-run and restart it: disconnect, book_invalid, fresh snapshots.
     sim.stop();

@@ -46,8 +46,16 @@ fn counter(text: &str, outcome: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key} in the scrape"))
 }
 
+/// Threads of this process named like the `/metrics` server's (the other tests of this
+/// binary start threads of their own at the same time).
 fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task").unwrap().count()
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("metrics"))
+        })
+        .count()
 }
 
 #[test]
@@ -93,15 +101,26 @@ fn idle_connections_are_capped_and_timed_out_on_one_thread() {
         idle.push(s);
     }
     std::thread::sleep(Duration::from_millis(100));
+    // the two other tests of this binary may start a server each meanwhile
     assert!(
-        threads() <= before,
+        threads() <= before + 2,
         "{} threads, {before} before",
         threads()
     );
     // a scrape is served at once: it takes the place of the oldest idle connection
     let (status, text) = http(m.local_addr(), SCRAPE);
     assert_eq!(status, 200);
-    assert!(counter(&text, "evicted") >= 300 - 16, "{text}");
+    // past the cap, each idle connection was evicted, or (a loaded machine accepting slowly)
+    // timed out first
+    let gone = |t: &str| counter(t, "evicted") + counter(t, "timeout");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut text = text;
+    while gone(&text) < 300 - 16 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        text = http(m.local_addr(), SCRAPE).1;
+    }
+    assert!(counter(&text, "evicted") > 0, "{text}");
+    assert!(gone(&text) >= 300 - 16, "{text}");
     // the idle ones left are closed at the request timeout
     std::thread::sleep(Duration::from_millis(800));
     let (_, text) = http(m.local_addr(), SCRAPE);

@@ -116,6 +116,8 @@ pub struct BenchOptions {
     pub pin: bool,
     /// Wait strategy of the engine's hot threads. Default [`WaitMode::Backoff`].
     pub wait: WaitMode,
+    /// Cores of the fan-out shards (`--cpu-fanout LIST`), one shard each. Default `[1]`.
+    pub fanout_cores: Vec<usize>,
 }
 
 impl Default for BenchOptions {
@@ -134,6 +136,7 @@ impl Default for BenchOptions {
             floor_duration: Duration::from_secs(1),
             pin: false,
             wait: WaitMode::Backoff,
+            fanout_cores: vec![1],
         }
     }
 }
@@ -233,6 +236,11 @@ impl BenchOptions {
         }
         if self.load_threads > 64 {
             return invalid("--load-threads", "at most 64");
+        }
+        if self.fanout_cores.is_empty()
+            || self.fanout_cores.len() > crate::pipeline::slot::MAX_SHARDS
+        {
+            return invalid("--cpu-fanout", "1 to 64 cores");
         }
         if let BenchInput::Recording { .. } = self.input
             && self.scenario == Scenario::Fanout
@@ -404,6 +412,7 @@ fn engine_stages(handle: &RunHandle) -> BTreeMap<String, Quantiles> {
 /// Counters read at both ends of the window.
 struct Counters {
     frames_in: u64,
+    shards: Vec<crate::fanout::FanoutCounters>,
     queues: Vec<(String, u64)>,
     conflations: u64,
     slow_client_closes: u64,
@@ -414,6 +423,11 @@ struct Counters {
 fn counters(handle: &RunHandle) -> Counters {
     let f = handle.fanout_stats.as_ref().map(|s| s.load());
     Counters {
+        shards: handle
+            .fanout_stats
+            .as_ref()
+            .map(|s| s.per_shard())
+            .unwrap_or_default(),
         frames_in: handle
             .stats
             .connections
@@ -524,7 +538,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
     let cores = if opts.pin {
         FloorCores {
             ping: Some(cpu.book),
-            echo: cpu.fanout.first().copied(),
+            echo: opts.fanout_cores.first().copied(),
         }
     } else {
         FloorCores::default()
@@ -555,6 +569,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
     cfg.server.max_clients = cfg.server.max_clients.max(opts.clients + 64);
     cfg.cpu.pin = opts.pin;
     cfg.cpu.wait = opts.wait;
+    cfg.cpu.fanout = opts.fanout_cores.clone();
     let handle = run::start(
         &cfg,
         RunOptions {
@@ -653,6 +668,20 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
         fanout_messages_sent: end.messages_sent.saturating_sub(start.messages_sent),
         fanout_socket_writes: end.socket_writes.saturating_sub(start.socket_writes),
         cpu: procstat::cpu_between(&cpu_start, &cpu_end, window_s, procstat::ticks_per_s()),
+        shards: start
+            .shards
+            .iter()
+            .zip(&end.shards)
+            .map(|(a, b)| report::ShardFigures {
+                clients: b.clients,
+                messages_sent: b.messages_sent.saturating_sub(a.messages_sent),
+                socket_writes: b.socket_writes.saturating_sub(a.socket_writes),
+                lane_msgs: b.lane_msgs.saturating_sub(a.lane_msgs),
+                book_states_conflated: b
+                    .book_states_conflated
+                    .saturating_sub(a.book_states_conflated),
+            })
+            .collect(),
         rss_peak_bytes,
         books_synced,
     }))

@@ -159,10 +159,37 @@ pub struct BenchReport {
     pub client_summary: ClientSummary,
     /// CPU per thread name over the window.
     pub cpu: Vec<CpuUse>,
+    /// CPU of the engine's threads (ingest, book, fan-out shards, REST) over the window per
+    /// upstream frame received, µs.
+    pub engine_cpu_us_per_frame: f64,
+    /// Per fan-out shard, over the window.
+    pub shards: Vec<ShardFigures>,
     /// Peak resident set size of the process, bytes.
     pub rss_peak_bytes: Option<u64>,
     /// Books in sync at the end of the window.
     pub books_synced: u64,
+}
+
+/// One fan-out shard's figures over the window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardFigures {
+    /// Clients connected at the end.
+    pub clients: u64,
+    /// Messages queued to its clients.
+    pub messages_sent: u64,
+    /// `write` calls on its client sockets.
+    pub socket_writes: u64,
+    /// Messages taken from its trade lanes.
+    pub lane_msgs: u64,
+    /// Book notices it skipped for a later slot state.
+    pub book_states_conflated: u64,
+}
+
+/// True for the engine's own threads (not the simulator, the load clients or the bench).
+fn engine_thread(name: &str) -> bool {
+    ["ingest-", "book", "fanout", "rest"]
+        .iter()
+        .any(|p| name.starts_with(p))
 }
 
 /// What [`build`] assembles.
@@ -186,6 +213,7 @@ pub(super) struct Parts {
     pub fanout_messages_sent: u64,
     pub fanout_socket_writes: u64,
     pub cpu: Vec<CpuUse>,
+    pub shards: Vec<ShardFigures>,
     pub rss_peak_bytes: Option<u64>,
     pub books_synced: u64,
 }
@@ -262,7 +290,21 @@ pub(super) fn build(p: Parts) -> BenchReport {
         conflations: p.conflations,
         slow_client_closes: p.slow_client_closes,
         client_summary: summary,
+        engine_cpu_us_per_frame: {
+            let engine_s: f64 = p
+                .cpu
+                .iter()
+                .filter(|c| engine_thread(&c.name))
+                .map(|c| c.cpu_s)
+                .sum();
+            if p.frames_in > 0 {
+                round3(engine_s * 1e6 / p.frames_in as f64)
+            } else {
+                0.0
+            }
+        },
         cpu: p.cpu,
+        shards: p.shards,
         rss_peak_bytes: p.rss_peak_bytes,
         books_synced: p.books_synced,
     }
@@ -331,6 +373,19 @@ impl BenchReport {
             "cpu": self.cpu.iter().map(|c| json!({
                 "thread": c.name, "threads": c.threads,
                 "cpu_s": round3(c.cpu_s), "core_pct": (c.core_pct * 10.0).round() / 10.0,
+            })).collect::<Vec<_>>(),
+            "engine_cpu_us_per_frame": self.engine_cpu_us_per_frame,
+            "shards": self.shards.iter().map(|s| json!({
+                "clients": s.clients,
+                "messages_sent": s.messages_sent,
+                "messages_sent_per_s": if self.duration_s > 0.0 {
+                    (s.messages_sent as f64 / self.duration_s).round()
+                } else {
+                    0.0
+                },
+                "socket_writes": s.socket_writes,
+                "lane_msgs": s.lane_msgs,
+                "book_states_conflated": s.book_states_conflated,
             })).collect::<Vec<_>>(),
             "rss_peak_mib": mib(self.rss_peak_bytes),
             "books_synced": self.books_synced,
@@ -439,6 +494,23 @@ impl BenchReport {
                 c.name, c.threads, c.cpu_s, c.core_pct
             );
         }
+        let _ = writeln!(
+            o,
+            "engine CPU   {:.3} µs per upstream frame (ingest, book, fan-out, REST threads)",
+            self.engine_cpu_us_per_frame
+        );
+        for (k, sh) in self.shards.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "shard {k}      {} clients, {} messages ({:.0}/s), {} writes, {} lane msgs, {} book states conflated",
+                sh.clients,
+                sh.messages_sent,
+                sh.messages_sent as f64 / self.duration_s.max(1e-9),
+                sh.socket_writes,
+                sh.lane_msgs,
+                sh.book_states_conflated
+            );
+        }
         let _ = writeln!(o, "\npeak RSS     {:.1} MiB", mib(self.rss_peak_bytes));
         o
     }
@@ -497,6 +569,7 @@ mod tests {
             fanout_messages_sent: 40,
             fanout_socket_writes: 10,
             cpu: Vec::new(),
+            shards: Vec::new(),
             rss_peak_bytes: Some(64 << 20),
             books_synced: 5,
         }

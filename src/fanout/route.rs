@@ -111,10 +111,7 @@ impl Fanout {
                     sent,
                 );
             }
-            FanoutMsg::Book(n) => {
-                let sent = self.s.sent_ns();
-                self.on_book(n, sent);
-            }
+            FanoutMsg::Book(n) => self.on_book(n),
             FanoutMsg::Resnapshot(id) => self.resnapshot_next = Some(*id),
             FanoutMsg::BookInvalid(id) => {
                 if id.index() < self.instrs.len() {
@@ -264,7 +261,7 @@ impl Fanout {
 
     /// A new state in the slot of `n.instrument`: the snapshot series and imbalance streams
     /// read it (the latest version, which may be newer than the notice's).
-    pub(super) fn on_book(&mut self, n: &BookNotice, sent: u64) {
+    pub(super) fn on_book(&mut self, n: &BookNotice) {
         let Some(instr) = self.instrs.get_mut(n.instrument.index()) else {
             self.s.counters.bad_fanout_msgs += 1;
             return;
@@ -281,6 +278,8 @@ impl Fanout {
         self.s.counters.slot_read_retries +=
             u64::from(self.slots.read(n.instrument, instr.depth, &mut self.view));
         let h = self.view.header;
+        // after the read: the state read may be newer than the notice
+        let sent = self.s.sent_ns();
         self.s.counters.book_states_conflated += h.version.saturating_sub(n.version);
         instr.seen_version = h.version;
         if !h.synced {

@@ -3,6 +3,7 @@
 use super::*;
 use crate::model::{Decimal, Sequence, Side, Trade};
 use crate::pipeline::ring;
+use crate::pipeline::slot::SlotView;
 use crossbeam_channel::Receiver;
 
 const A: InstrumentId = InstrumentId(0);
@@ -65,9 +66,12 @@ struct Rig {
     stats: Arc<CachePadded<BookThreadStats>>,
     thread: std::thread::JoinHandle<BookEngine>,
     wakeup: Arc<Wakeup>,
+    slots: Arc<BookSlots>,
+    requests: Option<rtrb::Producer<ShardRequest>>,
 }
 
-/// Two books A and B on connection 0 of Bybit; `rest_books` makes them REST-seeded.
+/// Two books A and B on connection 0 of Bybit; `rest_books` makes them REST-seeded. The one
+/// shard takes every delta (as an external fan-out does).
 fn rig(out_slots: usize, rest_books: bool) -> Rig {
     rig_with(
         out_slots,
@@ -77,6 +81,20 @@ fn rig(out_slots: usize, rest_books: bool) -> Rig {
 }
 
 fn rig_with(out_slots: usize, rest_books: bool, policy: crate::config::ResyncConfig) -> Rig {
+    rig_full(out_slots, rest_books, policy, true)
+}
+
+/// A shard that takes deltas only where it says so in the slots, and sends requests.
+fn rig_wanting() -> Rig {
+    rig_full(1024, false, crate::config::ResyncConfig::default(), false)
+}
+
+fn rig_full(
+    out_slots: usize,
+    rest_books: bool,
+    policy: crate::config::ResyncConfig,
+    all_deltas: bool,
+) -> Rig {
     let mut engine = BookEngine::new();
     for id in [A, B] {
         engine.register(id, crate::venue::bybit::check_sequence, None, rest_books);
@@ -95,11 +113,17 @@ fn rig_with(out_slots: usize, rest_books: bool, policy: crate::config::ResyncCon
         conn_books: vec![vec![A, B]],
     };
     let slots = Arc::new(BookSlots::new(2, 4, 1));
+    let (req_tx, req_rx) = rtrb::RingBuffer::new(16);
+    let shard = if all_deltas {
+        ShardOut::new(out_tx, None).with_all_deltas()
+    } else {
+        ShardOut::new(out_tx, None).with_requests(req_rx)
+    };
     let t = BookThread::new(
         engine,
         vec![Input::new(ingest_rx, Some(0)), Input::new(rest_rx, None)],
-        vec![ShardOut::new(out_tx, None).with_all_deltas()],
-        slots,
+        vec![shard],
+        slots.clone(),
         WaitStrategy::Backoff,
         wakeup.clone(),
         topo,
@@ -119,6 +143,8 @@ fn rig_with(out_slots: usize, rest_books: bool, policy: crate::config::ResyncCon
         stats,
         thread,
         wakeup,
+        slots,
+        requests: (!all_deltas).then_some(req_tx),
     }
 }
 
@@ -142,6 +168,25 @@ impl Rig {
             1024,
             "book thread did not drain the ingest ring"
         );
+    }
+
+    /// Pops what the book thread published until `done` holds of it (at most 5 s).
+    fn take_until(&mut self, mut done: impl FnMut(&[FanoutMsg]) -> bool) -> Vec<FanoutMsg> {
+        let mut msgs = Vec::new();
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while !done(&msgs) {
+            assert!(std::time::Instant::now() < until, "{msgs:?}");
+            while let Ok(m) = self.out.pop() {
+                msgs.push(m);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        msgs
+    }
+
+    fn request(&mut self, r: ShardRequest) {
+        self.requests.as_mut().unwrap().push(r).unwrap();
+        self.wakeup.notify();
     }
 
     fn finish(self) -> (BookEngine, Vec<FanoutMsg>, Rig2) {
@@ -180,7 +225,15 @@ struct Rig2 {
     out_stats: Arc<crate::pipeline::QueueStats>,
 }
 
+/// What was published, without the slot notices (see [`kinds_with_notices`]).
 fn kinds(msgs: &[FanoutMsg]) -> Vec<String> {
+    kinds_with_notices(msgs)
+        .into_iter()
+        .filter(|k| !k.starts_with("notice"))
+        .collect()
+}
+
+fn kinds_with_notices(msgs: &[FanoutMsg]) -> Vec<String> {
     msgs.iter()
         .filter_map(|m| match m {
             FanoutMsg::Event(Event::BookBegin(b)) => Some(format!(
@@ -190,6 +243,8 @@ fn kinds(msgs: &[FanoutMsg]) -> Vec<String> {
             )),
             FanoutMsg::Event(Event::Trade(t)) => Some(format!("trade{}", t.instrument.0)),
             FanoutMsg::BookInvalid(id) => Some(format!("invalid{}", id.0)),
+            FanoutMsg::Book(n) => Some(format!("notice{}", n.instrument.0)),
+            FanoutMsg::Resnapshot(id) => Some(format!("resnapshot{}", id.0)),
             FanoutMsg::Disconnect { exchange, .. } => Some(format!("disconnect-{}", exchange.id())),
             _ => None,
         })
@@ -425,6 +480,81 @@ fn a_spent_resync_budget_rebuilds_the_connection() {
     let (_, _, rest) = r.finish();
     assert_eq!(
         rest.stats.resync_budget_reconnects.load(Ordering::Relaxed),
+        1
+    );
+}
+
+fn notices(msgs: &[FanoutMsg]) -> usize {
+    msgs.iter()
+        .filter(|m| matches!(m, FanoutMsg::Book(_)))
+        .count()
+}
+
+/// Issue 8: the book thread is the only writer. A shard without `book_change` subscribers
+/// gets one notice per applied message and reads the state from the slot; once it wants
+/// deltas it gets them, and a snapshot request is answered with the whole book after a
+/// `Resnapshot` marker, a refresh with a deeper slot and a notice.
+#[test]
+fn a_shard_reads_state_from_the_slot_and_asks_for_the_rest() {
+    let mut r = rig_wanting();
+    r.slots.want_depth(A, 0, 2);
+    r.send(&[IngestItem::Connected]);
+    r.send(&book_message(A, true, 10, 6));
+    r.send(&book_message(A, false, 11, 2));
+    let msgs = r.take_until(|m| notices(m) == 2);
+    assert_eq!(kinds_with_notices(&msgs), ["notice0", "notice0"]);
+    let FanoutMsg::Book(n) = msgs[1] else {
+        panic!("{msgs:?}")
+    };
+    let mut view = SlotView::with_depth(4);
+    r.slots.read(A, 4, &mut view);
+    assert_eq!(view.header.version, n.version);
+    assert!(view.header.synced && view.header.update_id == 11);
+    // the top 2 levels per side, as the engine's book has them after the delta
+    assert_eq!(
+        (view.header.depth, view.bids.len(), view.asks.len()),
+        (2, 2, 2)
+    );
+    assert_eq!(view.bids[0].qty, 11);
+    assert_eq!(view.bids[1].qty, 10);
+
+    // a book_change subscriber arrives: deltas from now on, and its snapshot on request
+    r.slots.want_deltas(A, 0, true);
+    r.request(ShardRequest::Snapshot(A));
+    let msgs = r.take_until(|m| {
+        m.iter()
+            .any(|m| matches!(m, FanoutMsg::Event(Event::BookEnd(_))))
+    });
+    assert_eq!(kinds_with_notices(&msgs), ["resnapshot0", "snap0"]);
+    let levels = msgs
+        .iter()
+        .filter(|m| matches!(m, FanoutMsg::Event(Event::Level(_))))
+        .count();
+    assert_eq!(levels, 6, "the whole book, not the slot's top");
+    r.send(&book_message(A, false, 12, 2));
+    let msgs = r.take_until(|m| notices(m) == 1);
+    assert_eq!(kinds_with_notices(&msgs), ["delta0", "notice0"]);
+
+    // a deeper series: the slot is rewritten at once, with a notice
+    r.slots.want_depth(A, 0, 4);
+    r.request(ShardRequest::Refresh(A));
+    let msgs = r.take_until(|m| notices(m) == 1);
+    assert_eq!(kinds_with_notices(&msgs), ["notice0"]);
+    r.slots.read(A, 4, &mut view);
+    assert_eq!((view.header.depth, view.bids.len()), (4, 3));
+
+    // B is not synced: its requests are dropped (its venue snapshot will reach everyone)
+    r.request(ShardRequest::Snapshot(B));
+    r.request(ShardRequest::Refresh(B));
+    // a lost delta: the slot says unsynced, the shard gets BookInvalid
+    r.send(&[IngestItem::Lost(A)]);
+    let msgs = r.take_until(|m| !m.is_empty());
+    assert_eq!(kinds_with_notices(&msgs), ["invalid0"]);
+    assert!(!r.slots.header(A).synced);
+    let (_, rest_msgs, rest) = r.finish();
+    assert!(rest_msgs.is_empty(), "{rest_msgs:?}");
+    assert_eq!(
+        rest.stats.snapshot_requests_served.load(Ordering::Relaxed),
         1
     );
 }
