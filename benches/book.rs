@@ -13,47 +13,9 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput};
 use rust_decimal::Decimal as RustDecimal;
 
-use pinfeed::book::{Book, Disposition};
-use pinfeed::model::{BookSide, Decimal, Event};
-use pinfeed::replay::Replay;
-use pinfeed::sim::recording::Recording;
-
-#[derive(Clone, Copy)]
-enum Op {
-    Clear(usize),
-    Level(usize, BookSide, Decimal, Decimal),
-    End(usize),
-}
-
-fn ops() -> (usize, Vec<Op>) {
-    let paths = pinfeed::sim::recording::bundled_recordings().unwrap();
-    let recs: Vec<_> = paths.iter().map(|p| Recording::open(p).unwrap()).collect();
-    let mut replay = Replay::prepare(&recs).unwrap();
-    let n = replay.instruments.len();
-    let mut ops = Vec::new();
-    let mut current = 0;
-    replay
-        .run::<Vec<u8>>(None, |ev, engine, _| match ev {
-            Event::BookBegin(b) => {
-                current = b.instrument.index();
-                if engine.disposition() == Disposition::ApplySnapshot {
-                    ops.push(Op::Clear(current));
-                }
-            }
-            Event::Level(l)
-                if matches!(
-                    engine.disposition(),
-                    Disposition::Apply | Disposition::ApplySnapshot
-                ) =>
-            {
-                ops.push(Op::Level(current, l.side, l.price, l.qty))
-            }
-            Event::BookEnd(_) if engine.last_message_applied() => ops.push(Op::End(current)),
-            _ => {}
-        })
-        .unwrap();
-    (n, ops)
-}
+use common::{Op, ops};
+use pinfeed::book::Book;
+use pinfeed::model::{BookSide, Decimal};
 
 #[derive(Default, Clone)]
 struct BTreeBook {

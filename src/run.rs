@@ -91,7 +91,9 @@ pub struct RunOptions {
     pub rest_ring_slots: usize,
     /// Slots of each fan-out shard's ring from the book thread (messages). Default 32,768.
     pub fanout_ring_slots: usize,
-    /// Slots of each trade lane (one per connection and shard; messages). Default 8,192.
+    /// Slots of each trade lane (one per connection and shard; messages). Default 2,048:
+    /// trades, liquidations and tickers are a small share of a feed, and the fan-out drains
+    /// lanes first.
     pub lane_ring_slots: usize,
     /// Status line period; `None`: no periodic line. Default 10 s.
     pub status_interval: Option<Duration>,
@@ -118,7 +120,7 @@ impl Default for RunOptions {
             ingest_ring_slots: 1 << 14,
             rest_ring_slots: 1 << 14,
             fanout_ring_slots: 1 << 15,
-            lane_ring_slots: 1 << 13,
+            lane_ring_slots: 1 << 11,
             status_interval: Some(Duration::from_secs(10)),
             connect: ConnectOptions::default(),
             external_fanout: false,

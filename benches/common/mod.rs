@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use pinfeed::model::Instruments;
+use pinfeed::book::Disposition;
+use pinfeed::model::{BookSide, Decimal, Event, Instruments};
+use pinfeed::replay::Replay;
 use pinfeed::sim::recording::{Record, Recording};
 use pinfeed::venue::{Feed, feed_from_url};
 
@@ -72,4 +74,47 @@ pub fn print_ratios(group: &str, ours: &str, baselines: &[&str], items: u64) {
         }
     }
     println!("{line}");
+}
+
+/// One step of applying the recordings' book messages as the book engine applied them.
+#[derive(Clone, Copy)]
+pub enum Op {
+    /// A snapshot of instrument `.0` begins.
+    Clear(usize),
+    /// A level of the message.
+    Level(usize, BookSide, Decimal, Decimal),
+    /// The message ended, applied.
+    End(usize),
+}
+
+/// Every applied book message of the recordings, as steps per instrument index; and the
+/// instrument count.
+pub fn ops() -> (usize, Vec<Op>) {
+    let paths = pinfeed::sim::recording::bundled_recordings().unwrap();
+    let recs: Vec<_> = paths.iter().map(|p| Recording::open(p).unwrap()).collect();
+    let mut replay = Replay::prepare(&recs).unwrap();
+    let n = replay.instruments.len();
+    let mut ops = Vec::new();
+    let mut current = 0;
+    replay
+        .run::<Vec<u8>>(None, |ev, engine, _| match ev {
+            Event::BookBegin(b) => {
+                current = b.instrument.index();
+                if engine.disposition() == Disposition::ApplySnapshot {
+                    ops.push(Op::Clear(current));
+                }
+            }
+            Event::Level(l)
+                if matches!(
+                    engine.disposition(),
+                    Disposition::Apply | Disposition::ApplySnapshot
+                ) =>
+            {
+                ops.push(Op::Level(current, l.side, l.price, l.qty))
+            }
+            Event::BookEnd(_) if engine.last_message_applied() => ops.push(Op::End(current)),
+            _ => {}
+        })
+        .unwrap();
+    (n, ops)
 }

@@ -1,12 +1,15 @@
-//! The fan-out thread: one mio event loop that owns the listener and every client socket and
-//! consumes [`FanoutMsg`]s from the book thread's ring.
+//! A fan-out shard: one mio event loop that owns a listener and its client sockets and
+//! consumes [`FanoutMsg`]s from the book thread's ring and the trade lanes ([`FanoutInputs`]),
+//! reading book state from the latest-state slots. [`Server::bind_shards`] makes several on
+//! one port.
 //!
 //! # A loop turn
 //! 1. `poll` for socket readiness, the [`mio::Waker`] or a timeout (below);
 //! 2. accept, read and answer clients (handshakes, subscriptions, pings, closes);
-//! 3. drain the ring in one batch of at most [`Tuning::batch_msgs`] messages (one
-//!    `read_chunk`, committed once): each message is encoded once into a scratch buffer and
-//!    appended to the send buffer of every subscribed client;
+//! 3. drain the trade lanes, then the book ring in chunks of 256 messages with the lanes
+//!    drained again after each, at most [`Tuning::batch_msgs`] messages in all (one
+//!    `read_chunk` per chunk): each message is encoded once into a scratch buffer and appended
+//!    to the send buffer of every subscribed client;
 //! 4. timers: heartbeat pings, timer snapshots, close deadlines;
 //! 5. one write per client with queued bytes, drained to `WouldBlock`;
 //! 6. publish the counters.
@@ -23,14 +26,15 @@
 //! unsent after its last write exceed `send_buffer_soft_bytes`, its book messages
 //! (`book_change`, snapshots, quotes, `book_ticker`, `imbalance`) are dropped and remembered;
 //! when the backlog falls to half the soft limit it gets fresh state: `book_change` with
-//! `isSnapshot: true` from the fan-out's book, the current snapshot of each series, the last
-//! book ticker. Trades, liquidations and derivative tickers are never dropped. A message that
+//! `isSnapshot: true` (a full book the shard asks the book thread for), the current snapshot of
+//! each series from the slot, the last book ticker. Trades, liquidations and derivative tickers are never dropped. A message that
 //! would take the unsent bytes over `send_buffer_hard_bytes` closes the client with 1008 `Too
 //! much backpressure` (queued after what it has, dropped after [`Tuning::close_timeout`]).
 //!
 //! # Real-time contract
 //! Once warm, a ring message costs no allocation, lock, log or syscall; the syscalls are one
-//! `write` per client per turn and the `poll`. Connection set-up and tear-down allocate.
+//! `write` per client per turn and the `poll`. Connection set-up and tear-down allocate; a
+//! snapshot request to the book thread wakes it (a futex syscall only when it is parked).
 
 use std::io;
 use std::net::{Shutdown, SocketAddr};
