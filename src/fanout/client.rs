@@ -190,7 +190,7 @@ impl Client {
         {
             return;
         }
-        let now = super::mono_now_ns();
+        let now = crate::clock::mono_ns();
         while let Some(s) = self.stamps.front() {
             if s.end_bytes > self.written_bytes {
                 break;

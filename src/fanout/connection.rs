@@ -13,7 +13,6 @@ use super::server::{FIRST_CLIENT, Fanout};
 use super::sessions::Sessions;
 use super::state::{ImbStream, SnapStream, SubRef};
 use super::stats::BadRequest;
-use super::unix_now_ns;
 use super::ws;
 use crate::model::InstrumentId;
 
@@ -264,7 +263,7 @@ impl Fanout {
         if resolved.with_latency {
             self.s.latency_clients += 1;
         }
-        let now = unix_now_ns();
+        let now = crate::clock::wall_ns();
         let mut per_exchange: Vec<(&str, u32)> = Vec::new();
         for e in &resolved.errors {
             let c = &mut self.s.counters;

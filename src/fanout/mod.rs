@@ -39,7 +39,7 @@
 //!   wall-clock boundary (`timestamp` = the boundary, `localTimestamp` = now), changes or not,
 //!   instead of on the first change of the next bucket.
 //! - `withLatency`: `"recvNs"` (the upstream frame's monotonic receive stamp, when it has one)
-//!   and `"sentNs"` (when the fan-out queued the message), both from [`mono_now_ns`]'s clock.
+//!   and `"sentNs"` (when the fan-out queued the message), both from [`crate::clock::mono_ns`].
 
 mod client;
 mod connection;
@@ -69,18 +69,6 @@ pub struct BookNotice {
     pub version: u64,
     /// Stamps of the applied message.
     pub stamps: Stamps,
-}
-
-/// Monotonic clock, ns since the first call in the process. Ingest should stamp
-/// `recv_mono_ns` with it so that `withLatency`'s `recvNs` and `sentNs` compare.
-#[inline]
-pub fn mono_now_ns() -> u64 {
-    crate::clock::mono_ns()
-}
-
-/// Wall clock, unix ns.
-pub(crate) fn unix_now_ns() -> i64 {
-    crate::clock::wall_ns()
 }
 
 /// What the book thread publishes to a fan-out shard, in order, over one SPSC ring; and what

@@ -9,7 +9,7 @@ use super::encode;
 use super::server::{Fanout, LANE_CHECK_MSGS};
 use super::sessions::Pick;
 use super::state::InstrState;
-use super::{BookNotice, FanoutMsg, unix_now_ns};
+use super::{BookNotice, FanoutMsg};
 use crate::model::{BookBegin, BookEnd, Event, Exchange, Level, Stamps};
 
 /// Stamps of messages that do not come from a venue frame (integrity, timer snapshots).
@@ -115,7 +115,7 @@ impl Fanout {
             FanoutMsg::Resnapshot(id) => self.resnapshot_next = Some(*id),
             FanoutMsg::BookInvalid(id) => {
                 if id.index() < self.instrs.len() {
-                    self.invalidate(id.index(), unix_now_ns());
+                    self.invalidate(id.index(), crate::clock::wall_ns());
                 } else {
                     self.s.counters.bad_fanout_msgs += 1;
                 }
@@ -183,7 +183,7 @@ impl Fanout {
         if let Some(cur) = self.current.take() {
             // the previous message never ended: its deltas are incomplete
             self.s.counters.bad_fanout_msgs += 1;
-            self.invalidate(cur.instr, unix_now_ns());
+            self.invalidate(cur.instr, crate::clock::wall_ns());
         }
         let i = b.instrument.index();
         let targeted = self.resnapshot_next.take() == Some(b.instrument) && b.is_snapshot;
@@ -227,11 +227,11 @@ impl Fanout {
         };
         if e.instrument.index() != cur.instr {
             self.s.counters.bad_fanout_msgs += 1;
-            self.invalidate(cur.instr, unix_now_ns());
+            self.invalidate(cur.instr, crate::clock::wall_ns());
             return;
         }
         if e.aborted {
-            self.invalidate(cur.instr, unix_now_ns());
+            self.invalidate(cur.instr, crate::clock::wall_ns());
             return;
         }
         let instr = &mut self.instrs[cur.instr];
@@ -382,7 +382,7 @@ impl Fanout {
     /// book of the exchange resets.
     #[cold]
     pub(super) fn on_disconnect(&mut self, exchange: Exchange, last_recv_ts_ns: i64) {
-        let now = unix_now_ns();
+        let now = crate::clock::wall_ns();
         let local = if last_recv_ts_ns != 0 {
             last_recv_ts_ns
         } else {

@@ -16,8 +16,8 @@
 //!
 //! # Waking
 //! The producer wakes the loop with [`Server::waker`] after pushing a batch, or cheaper with
-//! [`Notifier::notify`], which calls the waker only while the loop is parked in `poll`. The
-//! poll timeout is a safety net for a producer that does not wake: 0 while the ring still
+//! [`Wakeup::notify`] (a [`Notifier`]), which calls the waker only while the loop is parked
+//! in `poll`. The poll timeout is a safety net for a producer that does not wake: 0 while the ring still
 //! holds messages, [`Tuning::busy_poll`] (1 ms) for 100 ms after the last message,
 //! [`Tuning::idle_poll`] (10 ms) after that, and never past the next timer.
 //!
@@ -39,13 +39,14 @@
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use rtrb::Consumer;
 
+use super::FanoutMsg;
 use super::client::Phase;
 use super::encode::BookChangeWriter;
 use super::route::Current;
@@ -53,7 +54,6 @@ use super::sessions::Sessions;
 use super::state::InstrState;
 use super::stats::{FanoutCounters, FanoutStats};
 use super::ws;
-use super::{FanoutMsg, unix_now_ns};
 use crate::config::ServerConfig;
 use crate::metrics::StageRecorder;
 use crate::model::{InstrumentId, Instruments};
@@ -152,25 +152,9 @@ fn reuse_port_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(TcpListener::from_std(socket.into()))
 }
 
-/// Wakes the fan-out loop only when it is parked in `poll`, so a producer pays a syscall only
-/// when the loop sleeps.
-#[derive(Clone, Debug)]
-pub struct Notifier {
-    waker: Arc<Waker>,
-    parked: Arc<AtomicBool>,
-}
-
-impl Notifier {
-    /// Call after pushing a batch into the ring. The fence pairs with the loop's: either the
-    /// loop sees the new messages before it sleeps, or this call sees it parked and wakes it.
-    #[inline]
-    pub fn notify(&self) {
-        fence(Ordering::SeqCst);
-        if self.parked.load(Ordering::Relaxed) {
-            let _ = self.waker.wake();
-        }
-    }
-}
+/// What a producer calls after pushing to a shard: [`Wakeup::notify`], which wakes the loop
+/// only while it sleeps in `poll` (the pipeline's one wake-up handshake).
+pub type Notifier = Arc<Wakeup>;
 
 /// The client-facing server: tardis-machine's `/ws-stream-normalized` on a mio loop.
 pub struct Server {
@@ -179,7 +163,8 @@ pub struct Server {
     local_addr: SocketAddr,
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
-    parked: Arc<AtomicBool>,
+    /// Marks the loop asleep in `poll` for producers' [`Wakeup::notify`].
+    parked: Arc<Wakeup>,
     stats: Arc<FanoutStats>,
     cfg: ServerConfig,
     tuning: Tuning,
@@ -261,9 +246,9 @@ impl Server {
             poll,
             listener,
             local_addr,
+            parked: Arc::new(Wakeup::for_poll(Arc::clone(&waker))),
             waker,
             stop: Arc::new(AtomicBool::new(false)),
-            parked: Arc::new(AtomicBool::new(false)),
             stats: Arc::new(FanoutStats::default()),
             cfg: cfg.clone(),
             tuning,
@@ -291,10 +276,7 @@ impl Server {
 
     /// A waker that calls `wake()` only while the loop sleeps.
     pub fn notifier(&self) -> Notifier {
-        Notifier {
-            waker: self.waker.clone(),
-            parked: self.parked.clone(),
-        }
+        self.parked.clone()
     }
 
     /// Stops [`Server::run`] from any thread.
@@ -354,14 +336,13 @@ impl Server {
             };
             timeout = timeout.min(f.next_deadline(now));
             if !timeout.is_zero() {
-                parked.store(true, Ordering::Relaxed);
-                fence(Ordering::SeqCst);
+                parked.set_sleeping(true);
                 if !consumer.is_empty() || lanes.iter().any(|l| !l.is_empty()) {
                     timeout = Duration::ZERO;
                 }
             }
             let polled = f.poll.poll(&mut events, Some(timeout));
-            parked.store(false, Ordering::Relaxed);
+            parked.set_sleeping(false);
             match polled {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -377,7 +358,7 @@ impl Server {
             f.flush_dirty();
             f.publish(&stats);
             if let Some(rec) = &mut f.s.lat {
-                rec.tick(super::mono_now_ns());
+                rec.tick(crate::clock::mono_ns());
             }
         }
         // what the rings hold now (bounded, should the producers still be pushing)
@@ -509,7 +490,7 @@ impl Fanout {
             d = d.min(deadline.saturating_duration_since(now));
         }
         if self.timer_streams > 0 {
-            let wall = unix_now_ns();
+            let wall = crate::clock::wall_ns();
             let until = self.next_timer_ns.saturating_sub(wall).max(0) as u64;
             d = d.min(Duration::from_nanos(until));
         }
@@ -573,7 +554,7 @@ impl Fanout {
         self.expire_handshakes(now);
         self.expire_handshakes(now);
         if self.timer_streams > 0 {
-            let wall = unix_now_ns();
+            let wall = crate::clock::wall_ns();
             if wall >= self.next_timer_ns {
                 self.timer_snapshots(wall);
             }

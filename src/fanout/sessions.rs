@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use super::client::{Client, Phase};
-use super::mono_now_ns;
 use super::state::SubRef;
 use super::stats::{BadRequest, FanoutCounters};
 use super::ws::{self, ClientFrame, FrameError};
@@ -71,7 +70,7 @@ impl Sessions {
     #[inline]
     pub(super) fn sent_ns(&self) -> u64 {
         if self.latency_clients > 0 {
-            mono_now_ns()
+            crate::clock::mono_ns()
         } else {
             0
         }
@@ -152,7 +151,7 @@ impl Sessions {
         // encoded: one clock read per encoded message, when it has subscribers
         let encoded_ns = match &mut self.lat {
             Some(rec) if recv_mono_ns != 0 && !subs.is_empty() => {
-                let now = mono_now_ns();
+                let now = crate::clock::mono_ns();
                 if stamps.applied_delta_ns != 0 {
                     rec.record_between(
                         Stage::AppliedToEncoded,

@@ -36,12 +36,13 @@ use crossbeam_utils::CachePadded;
 use tungstenite::Message;
 
 use crate::book::{PackedTickerState, TickerState};
+use crate::clock::{mono_ns, wall_ns};
 use crate::config::Connection;
 use crate::fanout::{FanoutMsg, Notifier};
 use crate::metrics::{Stage, StageRecorder, offset_ns, stamps_mut};
 use crate::model::{Event, InstrumentId, Instruments, Stamps};
 use crate::pipeline::stats::bump;
-use crate::pipeline::{ConnState, ConnStats, RingProducer, Wakeup, mono_ns, wall_ns};
+use crate::pipeline::{ConnState, ConnStats, RingProducer, Wakeup};
 use crate::venue::{self, Channels, ConnectPlan, Feed, FrameKind, Sink, Subscription, VenueParser};
 
 pub use ws::ConnectOptions;

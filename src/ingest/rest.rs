@@ -19,9 +19,10 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use crossbeam_utils::CachePadded;
 use rustls_pki_types::CertificateDer;
 
+use crate::clock::{mono_ns, wall_ns};
 use crate::model::{Event, InstrumentId, Instruments, Stamps};
 use crate::pipeline::stats::{RestStats, bump};
-use crate::pipeline::{RingProducer, Wakeup, mono_ns, wall_ns};
+use crate::pipeline::{RingProducer, Wakeup};
 use crate::venue::{ConnectPlan, Feed, VenueParser};
 
 use super::{IngestItem, backoff_delay};

@@ -58,9 +58,10 @@ use crate::ingest::IngestControl;
 pub use crate::ingest::IngestItem;
 use crate::ingest::rest::RestRequest;
 
+use super::RingProducer;
 use super::stats::{BookThreadStats, bump};
 use super::wait::{WaitStrategy, Waiter, Wakeup};
-use super::{RingProducer, mono_ns};
+use crate::clock::mono_ns;
 
 /// Most items taken from one ring before the next ring gets its turn.
 pub const BATCH: usize = 1024;

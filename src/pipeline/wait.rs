@@ -44,35 +44,60 @@ impl From<WaitMode> for WaitStrategy {
     }
 }
 
-/// What a producer holds to wake a parked consumer. Create it before spawning; the consumer
-/// registers its thread with [`Waiter::new`].
+/// What a producer holds to wake a sleeping consumer: the one wake-up handshake of the
+/// pipeline. The consumer marks itself sleeping, fences, re-checks its rings and sleeps; the
+/// producer, after pushing, fences and wakes it only when it is marked sleeping, so a busy
+/// pipeline pays one fence and one load per batch and no syscall.
+///
+/// Two kinds of consumer: a thread that parks ([`Wakeup::new`]; it registers with
+/// [`Waiter::new`]) and a mio loop that sleeps in `poll` ([`Wakeup::for_poll`]; it marks
+/// itself with [`Wakeup::set_sleeping`]).
 #[derive(Debug, Default)]
 pub struct Wakeup {
     thread: OnceLock<Thread>,
+    poll: Option<std::sync::Arc<mio::Waker>>,
     sleeping: AtomicBool,
 }
 
 impl Wakeup {
-    /// A handle with no consumer registered yet.
+    /// A handle for a parking thread, none registered yet.
     pub fn new() -> Wakeup {
         Wakeup::default()
     }
 
-    /// Call after publishing to a ring the consumer reads: unparks it if it is parked (or
-    /// about to park). Cheap when it is awake: a fence and a load.
+    /// A handle for a mio loop woken through `waker`.
+    pub fn for_poll(waker: std::sync::Arc<mio::Waker>) -> Wakeup {
+        Wakeup {
+            poll: Some(waker),
+            ..Wakeup::default()
+        }
+    }
+
+    /// Call after publishing. The fence pairs with the consumer's: either it sees the new
+    /// items before it sleeps, or this call sees it sleeping and wakes it.
     #[inline]
     pub fn notify(&self) {
-        // pairs with the fence in `Waiter::idle`: either the consumer sees our item when it
-        // re-checks its rings, or we see its `sleeping` flag
         fence(Ordering::SeqCst);
         if self.sleeping.load(Ordering::Relaxed) {
-            if let Some(t) = self.thread.get() {
+            if let Some(w) = &self.poll {
+                let _ = w.wake();
+            } else if let Some(t) = self.thread.get() {
                 t.unpark();
             }
         }
     }
 
-    /// True while the consumer is parked (or about to park).
+    /// Consumer side (a mio loop): about to sleep (`true`, then it fences and re-checks its
+    /// rings) or awake again (`false`).
+    #[inline]
+    pub fn set_sleeping(&self, sleeping: bool) {
+        self.sleeping.store(sleeping, Ordering::Relaxed);
+        if sleeping {
+            fence(Ordering::SeqCst);
+        }
+    }
+
+    /// True while the consumer sleeps (tests, diagnostics).
     pub fn is_sleeping(&self) -> bool {
         self.sleeping.load(Ordering::Relaxed)
     }
