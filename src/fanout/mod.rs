@@ -55,54 +55,5 @@ pub(crate) mod ws;
 pub use server::{FanoutInputs, Notifier, Server, SnapshotRequests, StopHandle, Tuning};
 pub use stats::{BadRequest, FanoutCounters, FanoutStats, ShardStats};
 
-pub use crate::pipeline::slot::{BookSlots, ShardRequest, SlotHeader, SlotView};
-
-use crate::book::PackedTickerState;
-use crate::model::{Event, Exchange, InstrumentId, Stamps};
-
-/// A new state in an instrument's latest-state slot.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct BookNotice {
-    /// The instrument.
-    pub instrument: InstrumentId,
-    /// The slot version written ([`SlotHeader::version`]).
-    pub version: u64,
-    /// Stamps of the applied message.
-    pub stamps: Stamps,
-}
-
-/// What the book thread publishes to a fan-out shard, in order, over one SPSC ring; and what
-/// an ingest thread publishes over its trade lane (`Event` trades, liquidations and book
-/// tickers, and `Ticker`).
-///
-/// Book messages (a `BookBegin`, its `Level`s, a `BookEnd`) arrive only when the book engine
-/// applied them and the shard has `book_change` subscribers of the instrument
-/// ([`BookSlots::want_deltas`]); every applied message is announced by a [`FanoutMsg::Book`]
-/// after its slot was written.
-#[derive(Copy, Clone, Debug, PartialEq)]
-pub enum FanoutMsg {
-    /// A trade, liquidation, book ticker, or one event of an applied book message. (Raw
-    /// `DerivativeTicker` events are not sent: see `Ticker`.)
-    Event(Event),
-    /// The book thread published version `version` of the instrument's slot. The slot may
-    /// already hold a later version: the shard reads the latest (conflation by construction)
-    /// and skips notices of versions it has seen.
-    Book(BookNotice),
-    /// The snapshot book message that follows answers this shard's snapshot request: only the
-    /// `book_change` subscribers waiting for a snapshot of the instrument get it.
-    Resnapshot(InstrumentId),
-    /// Merged derivative-ticker state after a value changed.
-    Ticker(PackedTickerState),
-    /// The book of the instrument lost sync (gap, checksum mismatch, dropped delta, lost
-    /// connection). Clients asking `withIntegrityMessages` get `book_invalid`; the next
-    /// applied snapshot for it is sent with `isSnapshot: true`.
-    BookInvalid(InstrumentId),
-    /// An upstream connection carrying `exchange` dropped; `disconnect` messages follow, and
-    /// book state of that exchange resets (a fresh snapshot comes after the reconnect).
-    Disconnect {
-        /// The exchange id.
-        exchange: Exchange,
-        /// Wall clock of the last frame received before the drop, unix ns.
-        last_recv_ts_ns: i64,
-    },
-}
+pub use crate::pipeline::msg::{BookNotice, FanoutMsg, ShardRequest};
+pub use crate::pipeline::slot::{BookSlots, SlotHeader, SlotView};

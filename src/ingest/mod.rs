@@ -47,36 +47,7 @@ use crate::venue::{self, Channels, ConnectPlan, Feed, FrameKind, Sink, Subscript
 
 pub use ws::ConnectOptions;
 
-/// What an ingest thread (or the REST thread) sends the book thread, in order, over its ring.
-///
-/// Items travel by value through preallocated ring slots, so every variant takes the size of
-/// an [`Event`]; boxing the large one would allocate per event on the hot path.
-#[derive(Copy, Clone, Debug, PartialEq)]
-#[allow(clippy::large_enum_variant)]
-pub enum IngestItem {
-    /// A normalized event.
-    Event(Event),
-    /// Events of a book message of this instrument were dropped on a full ring: its chain is
-    /// broken and it must resync (the message's other events were dropped too).
-    Lost(InstrumentId),
-    /// The connection is open and subscribed.
-    Connected,
-    /// The connection dropped.
-    Disconnected {
-        /// Wall clock of the last frame received before the drop, unix ns (0 if none).
-        last_recv_ts_ns: i64,
-    },
-}
-
-/// A request from the book thread to an ingest thread.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum IngestControl {
-    /// Unsubscribe and resubscribe the book of this instrument, so the venue sends a fresh
-    /// WebSocket snapshot (Bybit, OKX, Deribit).
-    Resubscribe(InstrumentId),
-    /// Drop the connection and reconnect (a resync that resubscribing did not fix).
-    Reconnect,
-}
+pub use crate::pipeline::msg::{IngestControl, IngestItem};
 
 /// First reconnect delay.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(1);

@@ -33,17 +33,7 @@ pub const MAX_BODY_BYTES: u64 = 16 << 20;
 /// Requests a snapshot whose last fetch was longer ago than this start from no spacing.
 const SPACING_RESET: Duration = Duration::from_secs(60);
 
-/// A request to the REST thread.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum RestRequest {
-    /// Fetch a fresh depth snapshot of `instrument`, carried by connection `conn`.
-    Snapshot {
-        /// Connection index.
-        conn: usize,
-        /// The book.
-        instrument: InstrumentId,
-    },
-}
+pub use crate::pipeline::msg::RestRequest;
 
 /// Why a REST request failed.
 #[derive(Debug, thiserror::Error)]

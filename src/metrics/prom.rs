@@ -302,7 +302,7 @@ fn book(t: &mut Text, run: &RunStats) {
         "Order books currently synced.",
         load(&b.books_synced),
     );
-    let counters: [(&'static str, &str, &AtomicU64); 14] = [
+    let counters: [(&'static str, &str, &AtomicU64); 15] = [
         (
             "pinfeed_book_snapshots_total",
             "Book snapshots applied.",
@@ -342,6 +342,11 @@ fn book(t: &mut Text, run: &RunStats) {
             "pinfeed_snapshot_requests_served_total",
             "book_change snapshot requests of the fan-out shards answered with a full book.",
             &b.snapshot_requests_served,
+        ),
+        (
+            "pinfeed_book_requests_requeued_total",
+            "Resync requests (resubscribe, reconnect, REST snapshot) that found their channel full and were asked again.",
+            &b.requests_requeued,
         ),
         (
             "pinfeed_book_truncated_messages_total",

@@ -814,6 +814,20 @@ impl BookThread {
             .is_ok()
         {
             bump(&self.stats.rest_requests, 1);
+        } else {
+            self.requeue(id);
+        }
+    }
+
+    /// A resync request that found its channel full: counted, and asked again by
+    /// housekeeping once the book's backoff has passed.
+    #[cold]
+    fn requeue(&mut self, id: InstrumentId) {
+        bump(&self.stats.requests_requeued, 1);
+        let i = id.index();
+        if i < self.deferred_flag.len() && !self.deferred_flag[i] {
+            self.deferred_flag[i] = true;
+            self.deferred.push(id);
         }
     }
 
@@ -863,6 +877,8 @@ impl BookThread {
                 if let Some(tx) = self.ingest_control.get(c) {
                     if tx.try_send(IngestControl::Reconnect).is_ok() {
                         bump(&self.stats.resync_budget_reconnects, 1);
+                    } else {
+                        self.requeue(id);
                     }
                 }
                 continue;
@@ -882,6 +898,8 @@ impl BookThread {
                 if tx.try_send(IngestControl::Resubscribe(id)).is_ok() {
                     bump(&self.stats.resubscribes, 1);
                     self.resubscribed_at_ns[id.index()] = Some(mono_ns());
+                } else {
+                    self.requeue(id);
                 }
             }
         }
@@ -933,7 +951,11 @@ impl BookThread {
                 self.resubscribed_at_ns[i] = None;
                 if let Some(Some(c)) = self.topo.conn_of.get(i).copied() {
                     if let Some(tx) = self.ingest_control.get(c) {
-                        let _ = tx.try_send(IngestControl::Reconnect);
+                        if tx.try_send(IngestControl::Reconnect).is_err() {
+                            // still unsynced: the next housekeeping finds it again
+                            self.resubscribed_at_ns[i] = Some(at);
+                            bump(&self.stats.requests_requeued, 1);
+                        }
                     }
                 }
             }

@@ -558,3 +558,39 @@ fn a_shard_reads_state_from_the_slot_and_asks_for_the_rest() {
         1
     );
 }
+
+/// A resync request that finds the ingest thread's control channel full is counted and asked
+/// again once the channel has room, never lost.
+#[test]
+fn a_full_control_channel_requeues_the_resync() {
+    let policy = crate::config::ResyncConfig {
+        backoff_initial_ms: 0,
+        budget_per_connection: 1000,
+        ..Default::default()
+    };
+    let mut r = rig_with(1024, false, policy);
+    r.send(&[IngestItem::Connected]);
+    // the channel holds 16: the 17th resubscribe of A does not fit
+    for round in 0..17u64 {
+        r.send(&book_message(A, true, 10 + round * 10, 4));
+        r.send(&[IngestItem::Lost(A)]);
+        r.wait_ingest_drained();
+    }
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while r.stats.requests_requeued.load(Ordering::Relaxed) == 0 {
+        assert!(std::time::Instant::now() < until, "nothing requeued");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut got = 0;
+    while r.control.try_recv().is_ok() {
+        got += 1;
+    }
+    assert_eq!(got, 16);
+    // room again: housekeeping asks for the requeued one
+    assert_eq!(
+        r.control.recv_timeout(Duration::from_secs(5)),
+        Ok(IngestControl::Resubscribe(A))
+    );
+    let (_, _, rest) = r.finish();
+    assert!(rest.stats.requests_requeued.load(Ordering::Relaxed) >= 1);
+}

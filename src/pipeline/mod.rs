@@ -7,6 +7,7 @@
 //! body runs and fails loudly when it cannot.
 
 pub mod book_thread;
+pub mod msg;
 pub mod pin;
 pub mod ring;
 pub mod slot;

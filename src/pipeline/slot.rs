@@ -30,6 +30,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::book::{Book, PriceLevel, to_decimal};
 use crate::model::{BookSide, Decimal, InstrumentId, Stamps};
+pub use crate::pipeline::msg::ShardRequest;
 
 /// Default largest depth a slot holds per side (`[fanout] slot_depth`).
 pub const DEFAULT_SLOT_DEPTH: usize = 50;
@@ -61,17 +62,6 @@ pub struct SlotHeader {
     pub depth: u16,
     /// Stamps of the last applied message.
     pub stamps: Stamps,
-}
-
-/// What a fan-out shard asks of the book thread, over its request ring.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum ShardRequest {
-    /// The instrument's whole book as a snapshot message after a `Resnapshot` marker, for
-    /// the shard's `book_change` subscribers waiting for one.
-    Snapshot(InstrumentId),
-    /// Rewrite the instrument's slot at the depth now wanted and send a notice: the shard's
-    /// wanted depth grew (a deeper series), and the book may be quiet.
-    Refresh(InstrumentId),
 }
 
 impl SlotHeader {

@@ -218,6 +218,9 @@ pub struct BookThreadStats {
     pub book_messages_dropped: AtomicU64,
     /// `book_change` snapshot requests of the shards answered with a full book.
     pub snapshot_requests_served: AtomicU64,
+    /// Resubscribe, reconnect and REST snapshot requests that found their channel full and
+    /// were queued to be asked again.
+    pub requests_requeued: AtomicU64,
     /// Book messages cut short by a drop upstream and discarded.
     pub truncated_messages: AtomicU64,
     /// `BookInvalid` messages published.
