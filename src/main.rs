@@ -190,7 +190,8 @@ struct BenchArgs {
     #[arg(long, conflicts_with = "recordings")]
     synthetic: bool,
     /// `all`: every client subscribes to everything; `fanout`: each client one symbol's
-    /// trades and quotes, round-robin.
+    /// trades and quotes, round-robin; `split`: even clients only trades, odd clients the
+    /// rest of `all` (at least two clients).
     #[arg(long, value_enum, default_value = "all")]
     scenario: ScenarioArg,
     /// Threads of the load clients (0: 1 up to 100 clients, else 2).
@@ -217,6 +218,7 @@ struct BenchArgs {
 enum ScenarioArg {
     All,
     Fanout,
+    Split,
 }
 
 /// `--rate`: a finite number of frames per second above 0.
@@ -410,6 +412,7 @@ fn bench(a: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         scenario: match a.scenario {
             ScenarioArg::All => Scenario::All,
             ScenarioArg::Fanout => Scenario::Fanout,
+            ScenarioArg::Split => Scenario::Split,
         },
         load_threads: a.load_threads,
         floor_duration: seconds("--floor-duration", a.floor_duration)?,

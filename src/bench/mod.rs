@@ -91,6 +91,10 @@ pub enum Scenario {
     All,
     /// Client k: one symbol's trade and quote, round-robin over the symbols.
     Fanout,
+    /// As `All`, split over two connections: even clients take only trades, odd clients
+    /// everything else (with one client, a second is added), so trades do not queue behind
+    /// L2 bytes on the client's own connection: the trade lane's isolation, measured.
+    Split,
 }
 
 /// Everything a bench run needs. [`BenchOptions::default`] is `pinfeed bench` without flags.
@@ -341,7 +345,7 @@ pub fn client_targets(
         )
     };
     match scenario {
-        Scenario::All => {
+        Scenario::All | Scenario::Split => {
             let mut by_exchange: BTreeMap<&str, (Exchange, Vec<&str>)> = BTreeMap::new();
             for (_, exchange, symbol) in instruments.iter() {
                 by_exchange
@@ -350,23 +354,36 @@ pub fn client_targets(
                     .1
                     .push(symbol);
             }
-            let options: Vec<serde_json::Value> = by_exchange
-                .into_values()
-                .map(|(exchange, symbols)| {
-                    let mut types = vec!["trade", "book_change", "book_snapshot_10_100ms", "quote"];
-                    if is_derivatives(exchange) {
-                        types.extend(["derivative_ticker", "liquidation"]);
-                    }
-                    serde_json::json!({
-                        "exchange": exchange.id(),
-                        "symbols": symbols,
-                        "dataTypes": types,
-                        "withSeq": true,
-                        "withLatency": true,
+            let options = |trades: bool, rest: bool| -> serde_json::Value {
+                by_exchange
+                    .values()
+                    .map(|(exchange, symbols)| {
+                        let mut types = Vec::new();
+                        if trades {
+                            types.push("trade");
+                        }
+                        if rest {
+                            types.extend(["book_change", "book_snapshot_10_100ms", "quote"]);
+                            if is_derivatives(*exchange) {
+                                types.extend(["derivative_ticker", "liquidation"]);
+                            }
+                        }
+                        serde_json::json!({
+                            "exchange": exchange.id(),
+                            "symbols": symbols,
+                            "dataTypes": types,
+                            "withSeq": true,
+                            "withLatency": true,
+                        })
                     })
-                })
-                .collect();
-            vec![target(serde_json::Value::Array(options)); clients]
+                    .collect()
+            };
+            if scenario == Scenario::All {
+                return vec![target(options(true, true)); clients];
+            }
+            (0..clients.max(2))
+                .map(|k| target(options(k % 2 == 0, k % 2 == 1)))
+                .collect()
         }
         Scenario::Fanout => {
             let all: Vec<(Exchange, &str)> = instruments.iter().map(|(_, e, s)| (e, s)).collect();

@@ -321,7 +321,11 @@ impl BenchReport {
         let s = &self.client_summary;
         json!({
             "input": self.input,
-            "scenario": match self.scenario { Scenario::All => "all", Scenario::Fanout => "fanout" },
+            "scenario": match self.scenario {
+                Scenario::All => "all",
+                Scenario::Fanout => "fanout",
+                Scenario::Split => "split",
+            },
             "wait": self.wait,
             "rate_target": self.rate_target_per_s.map(|r| r.round()),
             "rate_in": self.rate_in_per_s.round(),
