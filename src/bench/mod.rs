@@ -816,5 +816,25 @@ mod tests {
         assert_eq!(sym(&fan[0]), sym(&fan[3]));
         assert_ne!(sym(&fan[0]), sym(&fan[1]));
         assert_ne!(sym(&fan[1]), sym(&fan[2]));
+
+        // split: one client asked for, two connections; trades only on the even one
+        let split = client_targets(&ins, Scenario::Split, 1);
+        assert_eq!(split.len(), 2);
+        let types = |t: &String| -> Vec<String> {
+            let v: serde_json::Value = serde_json::from_str(&options_of(t)).unwrap();
+            let mut all: Vec<String> = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|o| o["dataTypes"].as_array().unwrap().clone())
+                .map(|t| t.as_str().unwrap().to_string())
+                .collect();
+            all.sort();
+            all.dedup();
+            all
+        };
+        assert_eq!(types(&split[0]), ["trade"]);
+        let rest = types(&split[1]);
+        assert!(!rest.contains(&"trade".to_string()) && rest.contains(&"book_change".to_string()));
     }
 }
