@@ -258,6 +258,8 @@ struct RawConfig {
     #[serde(default)]
     resync: ResyncConfig,
     #[serde(default)]
+    metrics: MetricsConfig,
+    #[serde(default)]
     cpu: CpuConfig,
     #[serde(default)]
     venue: Vec<VenueConfig>,
@@ -289,8 +291,45 @@ pub struct Config {
     pub cpu: CpuConfig,
     /// Resync pacing and book sanity limits.
     pub resync: ResyncConfig,
+    /// The `/metrics` server's limits.
+    pub metrics: MetricsConfig,
     /// Upstream connections.
     pub connections: Vec<Connection>,
+}
+
+/// `[metrics]`: limits of the `/metrics` HTTP server (its address is `--metrics-listen`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Connections open at once; when full the oldest one without a complete request is
+    /// closed to make room, and with none such a new one gets 503. Default 64.
+    pub max_connections: usize,
+    /// Longest request head, bytes; longer gets 431. Default 8192.
+    pub max_request_bytes: usize,
+    /// Time a connection has to send its request and take the answer. Default 5000 ms.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        let d = crate::metrics::HttpLimits::default();
+        MetricsConfig {
+            max_connections: d.max_connections,
+            max_request_bytes: d.max_request_bytes,
+            request_timeout_ms: d.request_timeout.as_millis() as u64,
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// As the HTTP server's limits.
+    pub fn limits(&self) -> crate::metrics::HttpLimits {
+        crate::metrics::HttpLimits {
+            max_connections: self.max_connections,
+            max_request_bytes: self.max_request_bytes,
+            request_timeout: std::time::Duration::from_millis(self.request_timeout_ms),
+        }
+    }
 }
 
 /// `[resync]`: how often a book may ask for a fresh snapshot.
@@ -352,6 +391,7 @@ impl Default for Config {
         let raw = RawConfig {
             server: ServerConfig::default(),
             resync: ResyncConfig::default(),
+            metrics: MetricsConfig::default(),
             cpu: CpuConfig::default(),
             venue: venues
                 .iter()
@@ -447,6 +487,15 @@ impl Config {
                     "must be 1 to {} levels",
                     crate::fanout::options::MAX_DEPTH_LEVELS
                 ),
+            ));
+        }
+        let m = &raw.metrics;
+        if m.max_connections == 0 || m.max_request_bytes < 64 || m.request_timeout_ms == 0 {
+            return Err(invalid(
+                "metrics".into(),
+                "max_connections and request_timeout_ms must be positive, max_request_bytes \
+                 at least 64"
+                    .into(),
             ));
         }
         if raw.cpu.ingest.is_empty() {
@@ -554,6 +603,7 @@ impl Config {
             server: raw.server,
             cpu: raw.cpu,
             resync: raw.resync,
+            metrics: raw.metrics,
             connections,
         })
     }
@@ -604,6 +654,34 @@ mod tests {
             Channels::TRADES | Channels::BOOK
         );
         assert_eq!(v.rest_url, "https://api.bybit.com");
+    }
+
+    #[test]
+    fn metrics_limits_and_fanout_cores_parse() {
+        const VENUE: &str = "[[venue]]\nfeed = \"okx\"\nsymbols = [\"BTC-USDT\"]\n";
+        let parse = |text: &str| Config::parse(&format!("{text}{VENUE}"));
+        let c = parse(
+            "[metrics]\nmax_connections = 8\nrequest_timeout_ms = 250\n[cpu]\nfanout = [0, 1]\n[server]\nslot_depth = 10\n",
+        )
+        .unwrap();
+        let l = c.metrics.limits();
+        assert_eq!((l.max_connections, l.max_request_bytes), (8, 8192));
+        assert_eq!(l.request_timeout, std::time::Duration::from_millis(250));
+        assert_eq!(
+            (c.cpu.fanout.clone(), c.server.slot_depth),
+            (vec![0, 1], 10)
+        );
+        // one shard written as before shards existed
+        assert_eq!(parse("[cpu]\nfanout = 1\n").unwrap().cpu.fanout, [1]);
+        for (text, field) in [
+            ("[metrics]\nmax_connections = 0\n", "metrics"),
+            ("[server]\nslot_depth = 0\n", "server.slot_depth"),
+            ("[server]\nslot_depth = 1001\n", "server.slot_depth"),
+            ("[cpu]\nfanout = []\n", "cpu.fanout"),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(field), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -467,7 +467,7 @@ pub const FD_RESERVE: u64 = 64;
 pub fn fd_budget(config: &Config) -> u64 {
     config.server.max_clients as u64
         + 2 * config.connections.len() as u64
-        + crate::metrics::HttpLimits::default().max_connections as u64
+        + config.metrics.max_connections as u64
         + FD_RESERVE
 }
 
@@ -497,7 +497,7 @@ pub fn ensure_fd_budget(config: &Config) -> Result<(), RunError> {
                  (hard limit {}); lower max_clients or raise the limit (ulimit -Hn)",
                 config.server.max_clients,
                 config.connections.len(),
-                crate::metrics::HttpLimits::default().max_connections,
+                config.metrics.max_connections,
                 limit.hard
             ),
         });
@@ -594,7 +594,7 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
                 fanout: fanout_stats.clone(),
                 latency: Some(latency.clone()),
             };
-            match MetricsServer::start(addr, sources) {
+            match MetricsServer::start_with(addr, sources, config.metrics.limits()) {
                 Ok(m) => Some(m),
                 Err(e) if options.metrics_listen_best_effort => {
                     eprintln!("pinfeed: /metrics not served: {addr}: {e}");
