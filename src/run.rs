@@ -36,6 +36,7 @@ use crate::model::{Exchange, InstrumentId, Instruments};
 use crate::pipeline::book_thread::{Input, ShardOut, Topology};
 use crate::pipeline::pin::{self, PinError, PinnedThread};
 use crate::pipeline::slot::{BookSlots, ShardRequest};
+use crate::pipeline::stats::BookResyncs;
 use crate::pipeline::{BookThread, ConnStats, RingProducer, RunStats, WaitStrategy, Wakeup, ring};
 use crate::venue::{self, Channels, ConnectPlan};
 
@@ -553,6 +554,11 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
         lane_producers,
         slots,
     } = build_queues(config, &options, instruments.len());
+    let mut stats = stats;
+    stats.book_resyncs = instruments
+        .iter()
+        .map(|(_, exchange, symbol)| BookResyncs::new(exchange, symbol))
+        .collect();
     let stats = Arc::new(stats);
     let shards = shard_inputs.len();
 
@@ -642,6 +648,7 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
     )
     .with_latency(exporter.recorder(&[Stage::PushToApplied]))
     .with_conn_stats(stats.connections.clone())
+    .with_book_resyncs(stats.book_resyncs.clone())
     .with_resync_policy(config.resync.clone());
     let book = pin::spawn("book", core(cpu.book), move || book_thread.run())?;
     let external = if options.external_fanout {

@@ -402,6 +402,18 @@ fn stage_latency_metrics_and_dumps_end_to_end() {
             "{per_conn}"
         );
     }
+    // per book and reason, summing to the total
+    assert_eq!(
+        value(&samples, "pinfeed_book_resyncs_by_reason_total", &[]),
+        value(&samples, "pinfeed_book_resyncs_total", &[])
+    );
+    assert!(
+        samples
+            .iter()
+            .filter(|s| s.0 == "pinfeed_book_resyncs_by_reason_total")
+            .any(|s| s.1.iter().any(|(k, v)| k == "reason" && v == "gap")),
+        "no per-book resync series"
+    );
     assert_eq!(
         value(&samples, "pinfeed_client_slow_closes_total", &[]),
         0.0

@@ -382,6 +382,23 @@ fn book(t: &mut Text, run: &RunStats) {
     for (name, help, c) in counters {
         t.one(name, "counter", help, load(c));
     }
+    t.family(
+        "pinfeed_book_resyncs_by_reason_total",
+        "counter",
+        "Times each book left synced, by reason.",
+    );
+    for b in run.book_resyncs.iter() {
+        for (reason, v) in crate::book::ResyncReason::ALL.iter().zip(&b.by_reason) {
+            t.value(
+                &[
+                    ("exchange", b.exchange.id()),
+                    ("symbol", &b.symbol),
+                    ("reason", reason.name()),
+                ],
+                load(v),
+            );
+        }
+    }
     t.one(
         "pinfeed_trades_total",
         "counter",

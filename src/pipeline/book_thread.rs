@@ -205,6 +205,7 @@ pub struct BookThread {
     latency: Option<StageRecorder>,
     conn_stats: Vec<Arc<CachePadded<super::ConnStats>>>,
     conn_sums: Vec<[u64; 3]>,
+    book_resyncs: Arc<[super::stats::BookResyncs]>,
     resync_policy: ResyncConfig,
     /// Per instrument: resyncs sent since it was last synced for `reset_after_ms`.
     resync_attempts: Vec<u32>,
@@ -275,6 +276,7 @@ impl BookThread {
             latency: None,
             conn_stats: Vec::new(),
             conn_sums: Vec::new(),
+            book_resyncs: Arc::new([]),
             resync_policy: ResyncConfig::default(),
             resync_attempts: vec![0; n],
             resync_sent_ns: vec![0; n],
@@ -315,6 +317,12 @@ impl BookThread {
     pub fn with_conn_stats(mut self, conn_stats: Vec<Arc<CachePadded<super::ConnStats>>>) -> Self {
         self.conn_sums = vec![[0; 3]; conn_stats.len()];
         self.conn_stats = conn_stats;
+        self
+    }
+
+    /// Publishes each book's resyncs by reason into `book_resyncs[id]` as well.
+    pub fn with_book_resyncs(mut self, book_resyncs: Arc<[super::stats::BookResyncs]>) -> Self {
+        self.book_resyncs = book_resyncs;
         self
     }
 
@@ -987,6 +995,11 @@ impl BookThread {
                 gaps += s.gaps;
                 resyncs += s.resyncs.iter().sum::<u64>();
                 fails += s.checksum_fail;
+                if let Some(b) = self.book_resyncs.get(id.index()) {
+                    for (a, v) in b.by_reason.iter().zip(s.resyncs) {
+                        a.store(v, Ordering::Relaxed);
+                    }
+                }
                 if let Some(Some(c)) = self.topo.conn_of.get(id.index()) {
                     if let Some(sums) = self.conn_sums.get_mut(*c) {
                         sums[0] += s.gaps;

@@ -237,9 +237,33 @@ pub struct BookThreadStats {
     pub resync_budget_reconnects: AtomicU64,
 }
 
+/// Resyncs of one book by reason, published by the book thread with its other counters.
+#[derive(Debug)]
+pub struct BookResyncs {
+    /// The book's exchange.
+    pub exchange: crate::model::Exchange,
+    /// Its symbol.
+    pub symbol: Box<str>,
+    /// Times it left `synced`, by [`crate::book::ResyncReason::ALL`] index.
+    pub by_reason: [AtomicU64; crate::book::ResyncReason::ALL.len()],
+}
+
+impl BookResyncs {
+    /// Zeroed counters of `exchange`/`symbol`.
+    pub fn new(exchange: crate::model::Exchange, symbol: &str) -> BookResyncs {
+        BookResyncs {
+            exchange,
+            symbol: symbol.into(),
+            by_reason: Default::default(),
+        }
+    }
+}
+
 /// Every counter of a running `pinfeed run`.
 #[derive(Debug, Default)]
 pub struct RunStats {
+    /// Per instrument (by [`crate::model::InstrumentId`] index): its book's resyncs by reason.
+    pub book_resyncs: Arc<[BookResyncs]>,
     /// Every queue: ingest rings, the REST ring, the fan-out ring.
     pub queues: Vec<Arc<QueueStats>>,
     /// One per upstream connection, in config order.
