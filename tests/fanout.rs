@@ -547,3 +547,36 @@ fn the_hot_path_does_not_allocate_once_warm() {
     drop(h);
     exporter.stop();
 }
+
+/// A timer series whose ticks come while its slot still lacks the depth it needs (the book
+/// thread has not answered the refresh yet) skips those ticks and goes on ticking once the
+/// slot is rewritten (the skipped tick once stopped every later one).
+#[test]
+fn timer_series_tick_on_after_waiting_for_the_slot() {
+    let mut h = Harness::new();
+    h.push(book(
+        PERP,
+        true,
+        &[(Bid, "100", "1"), (Bid, "99", "2"), (Ask, "101", "3")],
+        T0_MS,
+    ));
+    h.hold_requests.store(true, Ordering::Relaxed);
+    let mut ws = connect(
+        h.addr,
+        &json!({"exchange":"deribit","symbols":["BTC-PERPETUAL"],
+            "dataTypes":["book_snapshot_2_10ms"],"timerSnapshots":true}),
+    );
+    h.sessions(1);
+    // several ticks pass with the slot written at depth 0: nothing can be sent
+    thread::sleep(Duration::from_millis(60));
+    assert_eq!(h.stats.load().messages_sent, 0);
+    h.hold_requests.store(false, Ordering::Relaxed);
+    for _ in 0..3 {
+        let m = next(&mut ws);
+        assert_eq!(m["name"], "book_snapshot_2_10ms");
+        assert_eq!(
+            m["bids"],
+            json!([{"price":100,"amount":1},{"price":99,"amount":2}])
+        );
+    }
+}

@@ -430,23 +430,21 @@ impl Fanout {
                 ..
             } = &mut self.instrs[i];
             for s in snaps.iter_mut().filter(|s| s.timer) {
-                {
-                    if let Some(ts) = s.timer_due(wall) {
-                        if *synced && !self.s.any_takes(&s.subs) {
-                            // every subscriber is conflating: no refresh, no encoding
-                            self.s.counters.timer_snapshots_skipped += 1;
-                            self.s.conflate_all(&s.subs);
-                        } else if *synced {
-                            if !read {
-                                read = true;
-                                let id = crate::model::InstrumentId(i as u32);
-                                self.s.counters.slot_read_retries +=
-                                    u64::from(self.slots.read(id, *depth, &mut self.view));
-                            }
-                            let h = self.view.header;
-                            if !h.synced || usize::from(h.depth) < *depth {
-                                continue;
-                            }
+                if let Some(ts) = s.timer_due(wall) {
+                    if *synced && !self.s.any_takes(&s.subs) {
+                        // every subscriber is conflating: no refresh, no encoding
+                        self.s.counters.timer_snapshots_skipped += 1;
+                        self.s.conflate_all(&s.subs);
+                    } else if *synced {
+                        if !read {
+                            read = true;
+                            let id = crate::model::InstrumentId(i as u32);
+                            self.s.counters.slot_read_retries +=
+                                u64::from(self.slots.read(id, *depth, &mut self.view));
+                        }
+                        let h = self.view.header;
+                        // a slot written before this depth was wanted: its refresh comes
+                        if h.synced && usize::from(h.depth) >= *depth {
                             s.top.refresh(&self.view);
                             self.scratch.clear();
                             encode::book_snapshot(

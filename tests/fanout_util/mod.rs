@@ -280,6 +280,8 @@ pub struct Harness {
     pub thread: Option<JoinHandle<std::io::Result<()>>>,
     responder: Option<JoinHandle<()>>,
     responder_stop: Arc<AtomicBool>,
+    /// While set, the book thread's part answers no request (they wait in the ring).
+    pub hold_requests: Arc<AtomicBool>,
 }
 
 impl Harness {
@@ -373,11 +375,14 @@ impl Harness {
             message: Vec::new(),
         }));
         let responder_stop = Arc::new(AtomicBool::new(false));
+        let hold_requests = Arc::new(AtomicBool::new(false));
         let responder = {
             let (writer, stop) = (writer.clone(), responder_stop.clone());
+            let hold = hold_requests.clone();
             thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    while let Ok(r) = req_rx.pop() {
+                    while !hold.load(Ordering::Relaxed) {
+                        let Ok(r) = req_rx.pop() else { break };
                         writer.lock().unwrap().answer(r);
                     }
                     thread::sleep(Duration::from_millis(1));
@@ -392,6 +397,7 @@ impl Harness {
             thread: Some(thread),
             responder: Some(responder),
             responder_stop,
+            hold_requests,
         }
     }
 
