@@ -102,6 +102,8 @@ pub struct Client {
     pub with_seq: bool,
     /// `withLatency`.
     pub with_latency: bool,
+    /// `withUpdateId`.
+    pub with_update_id: bool,
     /// Over the soft limit: book messages are being dropped.
     pub conflating: bool,
     /// Subscriptions.
@@ -142,6 +144,7 @@ impl Client {
             seq: 0,
             with_seq: false,
             with_latency: false,
+            with_update_id: false,
             conflating: false,
             subs: Vec::new(),
             disconnects: Vec::new(),
@@ -219,25 +222,32 @@ impl Client {
     }
 
     /// Queues one JSON message (`msg` is one object) as a text frame, adding this client's
-    /// `seq`, `recvNs` and `sentNs` fields when it asked for them. Returns false, queuing
-    /// nothing, when the unsent bytes would pass `hard_bytes`.
+    /// `updateId` (a book message's `update_id`, when not 0), `seq`, `recvNs` and `sentNs`
+    /// fields when it asked for them. Returns false, queuing nothing, when the unsent bytes
+    /// would pass `hard_bytes`.
     #[inline]
     pub fn push_message(
         &mut self,
         msg: &[u8],
+        update_id: u64,
         recv_mono_ns: u64,
         sent_mono_ns: u64,
         hard_bytes: usize,
     ) -> bool {
         let mut suffix = [0u8; 96];
         let mut n = 0;
-        let extra = self.with_seq || self.with_latency;
+        let with_update_id = self.with_update_id && update_id != 0;
+        let extra = self.with_seq || self.with_latency || with_update_id;
         if extra {
             let mut put = |bytes: &[u8]| {
                 suffix[n..n + bytes.len()].copy_from_slice(bytes);
                 n += bytes.len();
             };
             let mut buf = itoa::Buffer::new();
+            if with_update_id {
+                put(b",\"updateId\":");
+                put(buf.format(update_id).as_bytes());
+            }
             if self.with_seq {
                 put(b",\"seq\":");
                 put(buf.format(self.seq + 1).as_bytes());

@@ -257,6 +257,7 @@ impl Fanout {
             c.phase = Phase::Open;
             c.with_seq = resolved.with_seq;
             c.with_latency = resolved.with_latency;
+            c.with_update_id = resolved.with_update_id;
             c.disconnects = resolved.disconnects;
             c.head = Vec::new();
         }
@@ -287,7 +288,7 @@ impl Fanout {
             };
             self.cold.clear();
             encode::error(&mut self.cold, &e.exchange, now, &e.details, count);
-            self.s.push_one(ci, &self.cold, 0);
+            self.s.push_one(ci, &self.cold, 0, 0);
         }
         if resolved.subs.is_empty() {
             bad(&mut self.s, BadRequest::NothingToServe);
@@ -304,7 +305,7 @@ impl Fanout {
             bad(&mut self.s, BadRequest::SubscriptionLimit);
             self.cold.clear();
             encode::error(&mut self.cold, &entries[0].exchange, now, &details, 1);
-            self.s.push_one(ci, &self.cold, 0);
+            self.s.push_one(ci, &self.cold, 0, 0);
             self.s.start_close(ci, 1008, "subscription limit");
             return;
         }
@@ -529,6 +530,7 @@ impl Fanout {
         }
         let h = self.cold_view.header;
         let mono = h.stamps.recv_mono_ns;
+        let mut update_id = 0;
         match sub.slot {
             Slot::BookChange => {
                 if let Some(c) = self.s.get(ci) {
@@ -544,6 +546,7 @@ impl Fanout {
                     return;
                 };
                 let ts = s.current(&self.cold_view, h.ts_ns());
+                update_id = s.top.update_id;
                 encode::book_snapshot(
                     &mut self.cold,
                     instr.exchange,
@@ -581,7 +584,7 @@ impl Fanout {
             }
             _ => return,
         }
-        self.s.push_one(ci, &self.cold, mono);
+        self.s.push_one(ci, &self.cold, mono, update_id);
     }
 
     /// Asks the book thread for a full snapshot of instrument `i` for its waiting

@@ -42,6 +42,9 @@ pub struct OptionEntry {
     pub timer_snapshots: bool,
     /// pinfeed: `withLatency`.
     pub with_latency: bool,
+    /// pinfeed: `withUpdateId`: `book_change` and `book_snapshot` carry `updateId`, the
+    /// venue's update id (or sequence) of the book state they reflect.
+    pub with_update_id: bool,
 }
 
 /// A book snapshot series: `book_snapshot_{depth}_{n}{ms|s|m}`, `quote`, `quote_{n}{unit}`.
@@ -256,6 +259,7 @@ fn parse_entry(v: &Value) -> Result<OptionEntry, OptionsError> {
         with_error_messages: truthy(obj.get("withErrorMessages")),
         with_seq: truthy(obj.get("withSeq")),
         with_integrity_messages: truthy(obj.get("withIntegrityMessages")),
+        with_update_id: truthy(obj.get("withUpdateId")),
         timer_snapshots: truthy(obj.get("timerSnapshots")),
         with_latency: truthy(obj.get("withLatency")),
     })
@@ -506,6 +510,8 @@ pub struct Resolved {
     pub with_seq: bool,
     /// Some option set `withLatency`.
     pub with_latency: bool,
+    /// Some option set `withUpdateId`.
+    pub with_update_id: bool,
 }
 
 /// Feeds each exchange has (PROTOCOL.md section 6): `(derivative_ticker, liquidation)`.
@@ -527,6 +533,7 @@ pub fn resolve(entries: &[OptionEntry], instruments: &Instruments, max_depth: us
     let integrity = entries.iter().any(|e| e.with_integrity_messages);
     r.with_seq = entries.iter().any(|e| e.with_seq);
     r.with_latency = entries.iter().any(|e| e.with_latency);
+    r.with_update_id = entries.iter().any(|e| e.with_update_id);
     let mut seen = std::collections::HashSet::new();
     for entry in entries {
         let mut err = |kind: UnknownKind, details: String| {

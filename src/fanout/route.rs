@@ -29,6 +29,8 @@ pub(super) struct Current {
     /// Who gets it: deltas the synced subscribers, snapshots everyone or the waiting ones.
     pub(super) pick: Pick,
     pub(super) stamps: Stamps,
+    /// The venue's update id of the message (`Sequence::update_id`; `withUpdateId`).
+    pub(super) update_id: u64,
     /// Encode a `book_change` (it had takers when it began).
     pub(super) encode: bool,
 }
@@ -205,6 +207,7 @@ impl Fanout {
             is_snapshot: b.is_snapshot,
             pick,
             stamps: b.stamps,
+            update_id: b.seq.update_id(),
             encode,
         });
     }
@@ -250,9 +253,15 @@ impl Fanout {
                 st.exch_ts_ns,
                 st.recv_ts_ns,
             );
-            let n = self
-                .s
-                .deliver_to(&instr.book_change, &self.scratch, true, &st, sent, cur.pick);
+            let n = self.s.deliver_to(
+                &instr.book_change,
+                &self.scratch,
+                true,
+                &st,
+                sent,
+                cur.pick,
+                cur.update_id,
+            );
             if cur.pick == Pick::Waiting {
                 self.s.counters.resnapshots_sent += n;
             }
@@ -314,7 +323,9 @@ impl Fanout {
                     t,
                     st.recv_ts_ns,
                 );
-                self.s.deliver(&s.subs, &self.scratch, true, &st, sent);
+                let id = s.top.update_id;
+                self.s
+                    .deliver_to(&s.subs, &self.scratch, true, &st, sent, Pick::All, id);
             }
             if let Some(t) = s.after_change(&self.view, ts) {
                 self.scratch.clear();
@@ -329,7 +340,9 @@ impl Fanout {
                     t,
                     st.recv_ts_ns,
                 );
-                self.s.deliver(&s.subs, &self.scratch, true, &st, sent);
+                let id = s.top.update_id;
+                self.s
+                    .deliver_to(&s.subs, &self.scratch, true, &st, sent, Pick::All, id);
             }
         }
         for m in imbs.iter_mut() {
@@ -398,7 +411,7 @@ impl Fanout {
                 if *e == exchange {
                     self.cold.clear();
                     encode::disconnect(&mut self.cold, exchange, local, symbols.as_deref());
-                    if self.s.push_one(ci, &self.cold, 0) {
+                    if self.s.push_one(ci, &self.cold, 0, 0) {
                         self.s.counters.disconnects_sent += 1;
                     }
                 }
@@ -458,8 +471,16 @@ impl Fanout {
                                 ts,
                                 wall,
                             );
-                            self.s
-                                .deliver(&s.subs, &self.scratch, true, &NO_STAMPS, sent);
+                            let id = s.top.update_id;
+                            self.s.deliver_to(
+                                &s.subs,
+                                &self.scratch,
+                                true,
+                                &NO_STAMPS,
+                                sent,
+                                Pick::All,
+                                id,
+                            );
                         }
                     }
                 }

@@ -119,7 +119,7 @@ impl Sessions {
         stamps: &Stamps,
         sent_mono_ns: u64,
     ) -> u64 {
-        self.deliver_to(subs, msg, conflatable, stamps, sent_mono_ns, Pick::All)
+        self.deliver_to(subs, msg, conflatable, stamps, sent_mono_ns, Pick::All, 0)
     }
 
     /// True when some open `book_change` subscriber in `subs` would take a message picked
@@ -136,8 +136,10 @@ impl Sessions {
     }
 
     /// [`Sessions::deliver`] to the subscribers `pick` selects by their `awaiting` flag
-    /// (`book_change`); a snapshot that reaches a subscriber clears its flag.
+    /// (`book_change`); a snapshot that reaches a subscriber clears its flag. `update_id` is
+    /// the venue update id the message reflects (0: none), appended for `withUpdateId` clients.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn deliver_to(
         &mut self,
         subs: &[SubRef],
@@ -146,6 +148,7 @@ impl Sessions {
         stamps: &Stamps,
         sent_mono_ns: u64,
         pick: Pick,
+        update_id: u64,
     ) -> u64 {
         let recv_mono_ns = stamps.recv_mono_ns;
         // encoded: one clock read per encoded message, when it has subscribers
@@ -185,13 +188,13 @@ impl Sessions {
                 self.counters.conflations += 1;
                 continue;
             }
-            let mut ok = c.push_message(msg, recv_mono_ns, sent_mono_ns, self.hard);
+            let mut ok = c.push_message(msg, update_id, recv_mono_ns, sent_mono_ns, self.hard);
             if !ok {
                 // a burst within one turn: write what the socket takes before judging
                 if let Ok(n) = c.flush(&mut self.counters.socket_writes) {
                     self.counters.bytes_sent += n as u64;
                 }
-                ok = c.push_message(msg, recv_mono_ns, sent_mono_ns, self.hard);
+                ok = c.push_message(msg, update_id, recv_mono_ns, sent_mono_ns, self.hard);
             }
             if ok {
                 queued += 1;
@@ -213,19 +216,25 @@ impl Sessions {
     }
 
     /// Queues one message to one open client (cold: connection start, recovery, disconnect).
-    pub(super) fn push_one(&mut self, ci: u32, msg: &[u8], recv_mono_ns: u64) -> bool {
+    pub(super) fn push_one(
+        &mut self,
+        ci: u32,
+        msg: &[u8],
+        recv_mono_ns: u64,
+        update_id: u64,
+    ) -> bool {
         let sent = self.sent_ns();
         let hard = self.hard;
         let Some(c) = self.get(ci) else { return false };
         if c.phase != Phase::Open {
             return false;
         }
-        let mut ok = c.push_message(msg, recv_mono_ns, sent, hard);
+        let mut ok = c.push_message(msg, update_id, recv_mono_ns, sent, hard);
         if !ok {
             // a burst: write what the socket takes before judging
             let mut writes = 0;
             let written = c.flush(&mut writes).unwrap_or(0);
-            ok = c.push_message(msg, recv_mono_ns, sent, hard);
+            ok = c.push_message(msg, update_id, recv_mono_ns, sent, hard);
             self.counters.bytes_sent += written as u64;
             self.counters.socket_writes += writes;
         }

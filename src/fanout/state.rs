@@ -28,6 +28,8 @@ pub struct Top {
     pub bids: Vec<Option<(Decimal, Decimal)>>,
     /// Asks, best (lowest) first.
     pub asks: Vec<Option<(Decimal, Decimal)>>,
+    /// The venue's update id of the book state these levels were taken from (0: none yet).
+    pub update_id: u64,
 }
 
 fn same(a: &Option<(Decimal, Decimal)>, b: &Option<(Decimal, Decimal)>) -> bool {
@@ -46,6 +48,7 @@ impl Top {
         Top {
             bids: vec![None; depth],
             asks: vec![None; depth],
+            update_id: 0,
         }
     }
 
@@ -53,11 +56,13 @@ impl Top {
     pub fn clear(&mut self) {
         self.bids.fill(None);
         self.asks.fill(None);
+        self.update_id = 0;
     }
 
     /// Copies the slot's top levels; true when any level changed (price or amount).
     pub fn refresh(&mut self, book: &SlotView) -> bool {
         let mut changed = false;
+        self.update_id = book.header.update_id;
         for (side, slots) in [
             (BookSide::Bid, &mut self.bids),
             (BookSide::Ask, &mut self.asks),
