@@ -153,6 +153,7 @@ pub fn run(opts: &DemoOptions, stop: &Receiver<()>) -> Result<DemoTotals, DemoEr
             seed: opts.seed,
             ..SyntheticOptions::default()
         }),
+        faults: Vec::new(),
     })?;
     let mut cfg = Config::parse(&sim.config_toml(None))?;
     cfg.server.listen = opts.listen;

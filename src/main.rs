@@ -87,6 +87,21 @@ enum Command {
         /// restarted simulator is trusted by clients configured for the earlier run.
         #[arg(long, value_name = "FILE", requires = "tls")]
         ca_key: Option<PathBuf>,
+        /// Misbehave on purpose (repeatable): gap, checksum, garbage, oversized, stall,
+        /// disconnect, close, rest, dup, reorder, no-pong, slow, with keys such as
+        /// `feed=okx`, `every=N` (every Nth matching frame), `at=SECS` (after the connection
+        /// opens), e.g. `gap:feed=bybit-linear,every=50`, `rest:status=429,count=3`. Each fault
+        /// is logged to stderr when it fires. See README "Fault injection".
+        #[arg(long = "fault", value_name = "KIND[:KEY=VALUE,...]", value_parser = parse_fault)]
+        faults: Vec<pinfeed::sim::fault::FaultSpec>,
+        /// With --synthetic: write the true book after each update id of each instrument to
+        /// FILE, one JSON line each (for `pinfeed audit`).
+        #[arg(long, value_name = "FILE", requires = "synthetic")]
+        truth_out: Option<PathBuf>,
+        /// Levels per side in each --truth-out line.
+        #[arg(long, value_name = "N", default_value_t = 10, requires = "truth_out",
+              value_parser = clap::value_parser!(u64).range(1..=1000))]
+        truth_depth: u64,
     },
     /// Connect to the configured venues and serve normalized data to WebSocket clients
     /// (tardis-machine API) until ctrl-c. Flags override the config file.
@@ -222,6 +237,10 @@ enum ScenarioArg {
 }
 
 /// `--rate`: a finite number of frames per second above 0.
+fn parse_fault(text: &str) -> Result<pinfeed::sim::fault::FaultSpec, String> {
+    text.parse()
+}
+
 fn parse_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
@@ -279,6 +298,9 @@ fn try_main(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             looped,
             write_config,
             ca_key,
+            faults,
+            truth_out,
+            truth_depth,
         } => {
             if !synthetic && (rate.is_some() || burst.is_some() || seed.is_some()) {
                 return Err("--rate, --burst and --seed need --synthetic".into());
@@ -298,8 +320,11 @@ fn try_main(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                     rate_per_s: rate.unwrap_or(pinfeed::sim::synthetic::DEFAULT_RATE_PER_S),
                     burst,
                     seed: seed.unwrap_or(1),
+                    truth_out,
+                    truth_depth: truth_depth as usize,
                     ..Default::default()
                 }),
+                faults,
             };
             pinfeed::sim::server::run(opts, write_config.as_deref())?;
             Ok(ExitCode::SUCCESS)

@@ -24,6 +24,7 @@ fn load_clients_against_the_engine() {
         looped: false,
         ca_key: None,
         synthetic: None,
+        faults: Vec::new(),
     };
     // The simulator writes the engine's config, then goes away until the clients are
     // connected, so that every client sees the whole recording.

@@ -332,6 +332,7 @@ fn agree_with_replay(shards: usize) {
         looped: false,
         ca_key: Some(ca_key.clone()),
         synthetic: None,
+        faults: Vec::new(),
     };
 
     // The simulator writes the engine's config and CA, then goes away until the clients are

@@ -47,6 +47,7 @@ fn start(names: &[&str], tls: bool, speed: f64, looped: bool) -> Simulator {
         looped,
         ca_key: None,
         synthetic: None,
+        faults: Vec::new(),
     })
     .expect("simulator starts")
 }
@@ -811,6 +812,7 @@ fn restarted_simulator_keeps_its_ca() {
         looped: false,
         ca_key: Some(key.clone()),
         synthetic: None,
+        faults: Vec::new(),
     };
     let mut first = Simulator::start(opts("127.0.0.1:0".parse().unwrap())).unwrap();
     let config_path = dir.join("run.toml");

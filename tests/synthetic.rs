@@ -24,6 +24,7 @@ fn simulator(tls: bool, rate_per_s: f64, burst: Option<Burst>) -> Simulator {
             seed: 5,
             ..SyntheticOptions::default()
         }),
+        faults: Vec::new(),
     })
     .unwrap()
 }

@@ -33,6 +33,7 @@ fn simulator(listen: SocketAddr, rate_per_s: f64, burst: Option<Burst>) -> Simul
             seed: 8,
             ..SyntheticOptions::default()
         }),
+        faults: Vec::new(),
     })
     .unwrap()
 }

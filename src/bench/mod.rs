@@ -579,6 +579,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
         looped: true,
         ca_key: None,
         synthetic: source.synthetic,
+        faults: Vec::new(),
     })?;
     let burst = sim.synthetic().and_then(|s| s.schedule());
     let mut cfg = Config::parse(&sim.config_toml(None))?;

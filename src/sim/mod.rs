@@ -1,6 +1,7 @@
 //! Venue simulation and recording formats.
 
 pub mod catalog;
+pub mod fault;
 pub mod http;
 pub mod recording;
 pub mod server;

@@ -47,9 +47,12 @@ use tungstenite::error::ProtocolError;
 use tungstenite::handshake::derive_accept_key;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tungstenite::{Message, WebSocket};
+use tungstenite::{Message, Utf8Bytes, WebSocket};
 
 use crate::sim::catalog::{Catalog, CatalogError, channel_names};
+use crate::sim::fault::{
+    ConnFaults, FaultLog, FaultSpec, RestFailure, Turn, before_turn, is_book_delta,
+};
 use crate::sim::http::{self, HeadError, Request};
 use crate::sim::recording::Recording;
 use crate::sim::session::{Next, Session, SessionCounters};
@@ -108,6 +111,25 @@ pub struct SimOptions {
     /// Serve synthetic flow ([`crate::sim::synthetic`]) instead of recordings (which must then
     /// be empty); `speed` and `looped` do not apply.
     pub synthetic: Option<SyntheticOptions>,
+    /// Faults to inject ([`crate::sim::fault`]); empty: a well-behaved venue.
+    pub faults: Vec<FaultSpec>,
+}
+
+impl Default for SimOptions {
+    /// No recording, no synthetic flow (one of them must be set), 127.0.0.1 on a free port,
+    /// plain, as recorded, not looped, no faults.
+    fn default() -> SimOptions {
+        SimOptions {
+            recordings: Vec::new(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: false,
+            speed: 1.0,
+            looped: false,
+            ca_key: None,
+            synthetic: None,
+            faults: Vec::new(),
+        }
+    }
 }
 
 /// Why the simulator could not start or write its config.
@@ -226,6 +248,8 @@ struct Shared {
     stats: SimStats,
     active: AtomicUsize,
     next_id: AtomicU64,
+    faults: Vec<FaultSpec>,
+    fault_log: FaultLog,
 }
 
 /// A running simulator. Dropping it stops it.
@@ -287,6 +311,8 @@ impl Simulator {
             stats: SimStats::default(),
             active: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
+            fault_log: FaultLog::new(&opts.faults, false),
+            faults: opts.faults.clone(),
         });
         let conns = Arc::new(Mutex::new(Vec::new()));
         let accept = {
@@ -683,6 +709,29 @@ fn serve_http(shared: &Shared, stream: &mut Stream, req: &Request) -> bool {
         );
         return false;
     }
+    if req.path.ends_with("/depth") {
+        if let Some((failure, secs)) = shared.fault_log.rest_failure(rest_feed(&req.path), &req.path)
+        {
+            match failure {
+                RestFailure::Status(status) => {
+                    let mut r = http::error_response(status, "fault injected", false);
+                    if status == 429 {
+                        // RFC 9110 section 10.2.3; Binance sends it with its 429s
+                        let at = r.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0);
+                        r.splice(at..at, b"\r\nRetry-After: 1".iter().copied());
+                    }
+                    let _ = respond(stream, &r);
+                }
+                RestFailure::Timeout => {
+                    let until = Instant::now() + secs;
+                    while Instant::now() < until && !shared.stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            }
+            return false;
+        }
+    }
     let synthetic = shared
         .synthetic
         .as_ref()
@@ -702,6 +751,19 @@ fn serve_http(shared: &Shared, stream: &mut Stream, req: &Request) -> bool {
         http::error_response(404, &msg, keep)
     };
     respond(stream, &response).is_ok() && keep
+}
+
+/// The Binance feed whose REST depth snapshots are served at `path`.
+fn rest_feed(path: &str) -> Option<Feed> {
+    if path.starts_with("/fapi/") {
+        Some(Feed::BinanceFutures)
+    } else if path.starts_with("/dapi/") {
+        Some(Feed::BinanceDelivery)
+    } else if path.starts_with("/api/") {
+        Some(Feed::BinanceSpot)
+    } else {
+        None
+    }
 }
 
 /// Completes a WebSocket handshake on a venue path and runs the session.
@@ -746,6 +808,7 @@ fn serve_ws(shared: &Shared, mut stream: Stream, req: &Request, leftover: Vec<u8
         .max_write_buffer_size(64 << 20);
     let mut ws = WebSocket::from_partially_read(stream, leftover, Role::Server, Some(config));
     let cat = &shared.catalog.feeds[feed_idx];
+    let mut faults = ConnFaults::new(&shared.faults, cat.feed, id);
     let mut session = Session::new(
         cat,
         raw,
@@ -757,7 +820,13 @@ fn serve_ws(shared: &Shared, mut stream: Stream, req: &Request, leftover: Vec<u8
     match &shared.synthetic {
         Some(syn) => {
             let mut flow = SynthSession::new(syn, feed_idx, raw);
-            let c = run_ws(&shared.stop, &mut ws, &mut session, &mut flow);
+            let c = run_ws(
+                &shared.stop,
+                &mut ws,
+                &mut session,
+                &mut flow,
+                faults.as_mut().map(|f| (f, &shared.fault_log)),
+            );
             stats
                 .binary_frames
                 .fetch_add(c.binary_frames, Ordering::Relaxed);
@@ -765,7 +834,12 @@ fn serve_ws(shared: &Shared, mut stream: Stream, req: &Request, leftover: Vec<u8
                 count(&stats.dropped_clients);
             }
         }
-        None => ws_loop(shared, &mut ws, &mut session),
+        None => ws_loop(
+            shared,
+            &mut ws,
+            &mut session,
+            faults.as_mut().map(|f| (f, &shared.fault_log)),
+        ),
     }
     let SessionCounters {
         subscribe_requests,
@@ -793,7 +867,12 @@ fn would_block(e: &tungstenite::Error) -> bool {
 /// `WouldBlock`, send what is due, flush, sleep until the next frame is due (at most
 /// [`IDLE_POLL`]). A write that would block keeps its frame queued in tungstenite and pauses
 /// the data until the client reads again.
-fn ws_loop(shared: &Shared, ws: &mut WebSocket<Stream>, s: &mut Session<'_>) {
+fn ws_loop(
+    shared: &Shared,
+    ws: &mut WebSocket<Stream>,
+    s: &mut Session<'_>,
+    mut faults: Option<(&mut ConnFaults, &FaultLog)>,
+) {
     let stats = &shared.stats;
     let mut pending = false;
     let mut closing: Option<Instant> = None;
@@ -813,7 +892,18 @@ fn ws_loop(shared: &Shared, ws: &mut WebSocket<Stream>, s: &mut Session<'_>) {
                 }
             }
         }
+        if let Some((f, log)) = faults.as_mut() {
+            match before_turn(f, log, ws, now, &mut closing) {
+                Turn::Go => {}
+                Turn::Skip => continue,
+                Turn::End => return,
+            }
+        }
+        let reads_paused = faults.as_ref().is_some_and(|(f, _)| f.reads_paused(now));
         loop {
+            if reads_paused {
+                break;
+            }
             match ws.read() {
                 Ok(Message::Text(text)) => {
                     if closing.is_some() {
@@ -863,18 +953,36 @@ fn ws_loop(shared: &Shared, ws: &mut WebSocket<Stream>, s: &mut Session<'_>) {
             }
         }
         let mut wake = now + IDLE_POLL;
-        if !pending {
+        let may_send = match faults.as_mut() {
+            Some((f, _)) => f.may_send(now),
+            None => true,
+        };
+        if !pending && may_send {
             let mut bytes = 0usize;
             loop {
                 match s.poll(now, shared.speed) {
                     Next::Frame(f) => {
                         bytes += f.len();
                         count(&stats.frames_sent);
-                        match ws.write(Message::Text(f)) {
+                        let (mut blocked, mut failed) = (false, false);
+                        let mut write = |f: Utf8Bytes| match ws.write(Message::Text(f)) {
                             Ok(()) => {}
                             // queued; the flush below finds the socket full
-                            Err(e) if would_block(&e) => break,
-                            Err(_) => return,
+                            Err(e) if would_block(&e) => blocked = true,
+                            Err(_) => failed = true,
+                        };
+                        match faults.as_mut() {
+                            Some((fs, log)) => {
+                                let delta = is_book_delta(s.feed(), f.as_str());
+                                fs.on_frame(f, delta, log, &mut write);
+                            }
+                            None => write(f),
+                        }
+                        if failed {
+                            return;
+                        }
+                        if blocked {
+                            break;
                         }
                         if bytes >= BATCH_BYTES {
                             wake = now;
@@ -906,6 +1014,13 @@ fn ws_loop(shared: &Shared, ws: &mut WebSocket<Stream>, s: &mut Session<'_>) {
                         break;
                     }
                 }
+            }
+        }
+        if let Some(h) = faults.as_mut().and_then(|(f, _)| f.take_held()) {
+            match ws.write(Message::Text(h)) {
+                Ok(()) => {}
+                Err(e) if would_block(&e) => {}
+                Err(_) => return,
             }
         }
         match ws.flush() {

@@ -125,6 +125,11 @@ impl<'a> Session<'a> {
         s
     }
 
+    /// The feed served.
+    pub fn feed(&self) -> Feed {
+        self.cat.feed
+    }
+
     /// The topics the client subscribed (canonical keys).
     pub fn topics(&self) -> &[String] {
         &self.topics

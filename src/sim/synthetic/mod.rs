@@ -61,6 +61,7 @@ pub mod market;
 mod okx;
 pub mod pacing;
 pub mod session;
+pub mod truth;
 #[cfg(test)]
 mod tests;
 
@@ -94,6 +95,11 @@ pub struct SyntheticOptions {
     pub feeds: Vec<Feed>,
     /// Instruments per feed, at most what [`instruments`] lists (extra is ignored); 0 is all.
     pub instruments_per_feed: usize,
+    /// Write the true books here ([`truth`]); every feed then keeps one market per instrument
+    /// across connections, so update ids stay unique in the file.
+    pub truth_out: Option<std::path::PathBuf>,
+    /// Levels per side in each truth line. Default 10.
+    pub truth_depth: usize,
 }
 
 impl Default for SyntheticOptions {
@@ -104,6 +110,8 @@ impl Default for SyntheticOptions {
             seed: 1,
             feeds: Vec::new(),
             instruments_per_feed: 0,
+            truth_out: None,
+            truth_depth: 10,
         }
     }
 }
@@ -345,6 +353,8 @@ pub struct Synthetic {
     pub(crate) frames_skipped: AtomicU64,
     /// Subscribed topics no synthetic instrument or channel answers (acknowledged, silent).
     pub(crate) unknown_topics: AtomicU64,
+    /// The truth file, with `truth_out`.
+    pub(crate) truth: Option<truth::Truth>,
 }
 
 /// Why synthetic options were rejected.
@@ -353,6 +363,14 @@ pub enum SyntheticError {
     /// The rate is not a finite number above 0.
     #[error("--rate must be a finite number > 0, got {0}")]
     BadRate(f64),
+    /// The truth file could not be created.
+    #[error("--truth-out {path}: {source}")]
+    Truth {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Frames sent per feed and the pacing counters, a copy.
@@ -386,7 +404,7 @@ impl Synthetic {
                 .filter(|f| opts.feeds.contains(f))
                 .collect()
         };
-        let feeds = feeds
+        let feeds: Vec<FeedState> = feeds
             .into_iter()
             .map(|feed| {
                 let all = instruments(feed);
@@ -399,7 +417,7 @@ impl Synthetic {
                     feed,
                     Feed::BinanceFutures | Feed::BinanceDelivery | Feed::BinanceSpot
                 );
-                let shared_markets = binance.then(|| {
+                let shared_markets = (binance || opts.truth_out.is_some()).then(|| {
                     specs
                         .iter()
                         .enumerate()
@@ -422,7 +440,26 @@ impl Synthetic {
             start,
             start_wall_ns: crate::clock::wall_ns() - start.elapsed().as_nanos() as i64,
         });
+        let truth = match &opts.truth_out {
+            Some(path) => {
+                let t = truth::Truth::create(path, opts.truth_depth).map_err(|source| {
+                    SyntheticError::Truth {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                for f in &feeds {
+                    for m in f.shared_markets.iter().flatten() {
+                        t.record(&m.lock().unwrap_or_else(|e| e.into_inner()));
+                    }
+                }
+                t.flush();
+                Some(t)
+            }
+            None => None,
+        };
         Ok(Synthetic {
+            truth,
             opts,
             schedule,
             feeds,

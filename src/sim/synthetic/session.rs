@@ -15,6 +15,7 @@ use tungstenite::{Message, Utf8Bytes, WebSocket};
 use super::market::{Market, Rng};
 use super::pacing::{Arrivals, Class, class_rates};
 use super::{Synthetic, binance, bybit, deribit, okx};
+use crate::sim::fault::{ConnFaults, FaultLog, Turn, before_turn};
 use crate::sim::session::Session;
 use crate::sim::tls::Stream;
 use crate::venue::Feed;
@@ -263,7 +264,7 @@ impl<'a> SynthSession<'a> {
         &mut self,
         now: Instant,
         max_frames: usize,
-        mut send: impl FnMut(Utf8Bytes),
+        mut send: impl FnMut(Utf8Bytes, Class),
     ) -> usize {
         let rates = self.rates(now);
         let mut n = 0;
@@ -284,7 +285,7 @@ impl<'a> SynthSession<'a> {
                 }
                 let ti = list[self.rng.below(list.len() as u64) as usize];
                 let frame = self.write_frame(ti, c);
-                send(frame);
+                send(frame, c);
                 n += 1;
             }
         }
@@ -326,6 +327,9 @@ impl<'a> SynthSession<'a> {
             ),
             Feed::Deribit => deribit::write(&mut self.scratch, fs, topic, &mut m, class),
         }
+        if let (Some(t), Class::L2, Kind::Depth) = (&self.syn.truth, class, topic.kind) {
+            t.record(&m);
+        }
         drop(m);
         self.take_frame()
     }
@@ -362,6 +366,7 @@ pub(crate) fn run_ws(
     ws: &mut WebSocket<Stream>,
     s: &mut Session<'_>,
     syn: &mut SynthSession<'_>,
+    mut faults: Option<(&mut ConnFaults, &FaultLog)>,
 ) -> LoopCounters {
     let mut counters = LoopCounters::default();
     let mut pending = false;
@@ -382,8 +387,19 @@ pub(crate) fn run_ws(
                 }
             }
         }
+        if let Some((f, log)) = faults.as_mut() {
+            match before_turn(f, log, ws, now, &mut closing) {
+                Turn::Go => {}
+                Turn::Skip => continue,
+                Turn::End => return counters,
+            }
+        }
         let mut changed = false;
+        let reads_paused = faults.as_ref().is_some_and(|(f, _)| f.reads_paused(now));
         loop {
+            if reads_paused {
+                break;
+            }
             match ws.read() {
                 Ok(Message::Text(text)) => {
                     if closing.is_some() {
@@ -438,9 +454,13 @@ pub(crate) fn run_ws(
             }
         }
         let mut wake = now + IDLE_POLL;
-        if !pending {
+        let may_send = match faults.as_mut() {
+            Some((f, _)) => f.may_send(now),
+            None => true,
+        };
+        if !pending && may_send {
             let mut failed = false;
-            let n = syn.generate(now, BATCH_FRAMES, |f| {
+            let mut write = |f: Utf8Bytes| {
                 if failed {
                     return;
                 }
@@ -449,7 +469,19 @@ pub(crate) fn run_ws(
                     Err(e) if would_block(&e) => pending = true,
                     Err(_) => failed = true,
                 }
-            });
+            };
+            let n = match faults.as_mut() {
+                Some((f, log)) => {
+                    let n = syn.generate(now, BATCH_FRAMES, |frame, class| {
+                        f.on_frame(frame, class == Class::L2, log, &mut write)
+                    });
+                    if let Some(h) = f.take_held() {
+                        write(h);
+                    }
+                    n
+                }
+                None => syn.generate(now, BATCH_FRAMES, |frame, _| write(frame)),
+            };
             if failed {
                 return counters;
             }

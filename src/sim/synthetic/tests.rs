@@ -151,7 +151,7 @@ impl Engine {
 /// Runs `ms` simulated milliseconds of flow.
 fn run(flow: &mut SynthSession<'_>, start: Instant, ms: u64, out: &mut Vec<Utf8Bytes>) {
     for t in 0..ms {
-        flow.generate(start + Duration::from_millis(t), usize::MAX, |f| {
+        flow.generate(start + Duration::from_millis(t), usize::MAX, |f, _| {
             out.push(f)
         });
     }
@@ -320,8 +320,8 @@ fn session_rates_share_the_total_by_topics() {
     let start = Instant::now();
     for t in 0..1000 {
         let now = start + Duration::from_millis(t);
-        na += a.generate(now, usize::MAX, |_| {});
-        nb += b.generate(now, usize::MAX, |_| {});
+        na += a.generate(now, usize::MAX, |_, _| {});
+        nb += b.generate(now, usize::MAX, |_, _| {});
     }
     assert!((8_000..12_000).contains(&na), "{na}");
     assert!((8_000..12_000).contains(&nb), "{nb}");
@@ -475,7 +475,7 @@ fn bursts_multiply_the_l2_rate_inside_the_window_only() {
     for t in 0..2000u64 {
         let now = start + Duration::from_millis(t);
         let inside = schedule.in_burst(now);
-        flow.generate(now, usize::MAX, |f| {
+        flow.generate(now, usize::MAX, |f, _| {
             let l2 = f.contains(r#""channel":"book."#) && !f.contains(r#""type":"snapshot""#);
             match (l2, inside) {
                 (true, true) => l2_in += 1,
