@@ -147,6 +147,19 @@ enum Command {
     /// drops per queue, CPU per thread, peak RSS. A table on stdout, or with --json exactly
     /// one JSON object (latencies in µs, rates per second); progress on stderr.
     Bench(BenchArgs),
+    /// Audit a client's captured stream against the simulator's ground truth
+    /// (`simulate --synthetic --truth-out`): per book, snapshots and rebuilt `book_change`
+    /// books equal to the truth at their update id, differing while flagged, and differing
+    /// unflagged. Exit status 1 when any book was served wrong unflagged.
+    Audit {
+        /// The truth file written by `pinfeed simulate --synthetic --truth-out`.
+        #[arg(long, value_name = "FILE")]
+        truth: PathBuf,
+        /// The client's messages as JSON lines (`scripts/ws_client.py` output), asked with
+        /// `"withUpdateId": true` and `"withIntegrityMessages": true`.
+        #[arg(long, value_name = "FILE")]
+        capture: PathBuf,
+    },
     /// Offline demo: the synthetic venue simulator and the engine in one process, serving
     /// clients on 127.0.0.1:9100, with a status line per second (frames in, events out,
     /// clients, drops, internal latency p50/p99). Ctrl-c stops it.
@@ -374,6 +387,25 @@ fn try_main(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => bench(args),
+        Command::Audit { truth, capture } => {
+            let truth = pinfeed::audit::Truth::open(&truth)?;
+            let mut audit = pinfeed::audit::Audit::new(&truth);
+            audit.take_file(&capture)?;
+            print!("{}", audit.report());
+            let total = audit.total();
+            if total.compared() == 0 {
+                return Err(format!(
+                    "{}: no book message to compare (asked withUpdateId?)",
+                    capture.display()
+                )
+                .into());
+            }
+            Ok(if total.wrong_unflagged() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Demo {
             listen,
             rate,

@@ -634,6 +634,11 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
             out.with_requests(requests)
         });
     }
+    let conn_of: Vec<u32> = topology
+        .conn_of
+        .iter()
+        .map(|c| c.map_or(u32::MAX, |c| c as u32))
+        .collect();
     let book_thread = BookThread::new(
         engine,
         inputs,
@@ -671,6 +676,7 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
                 ring: requests,
                 wakeup: wakeup.clone(),
             }),
+            conn_of: conn_of.clone(),
         };
         let name = if shards == 1 {
             "fanout".to_string()

@@ -341,10 +341,12 @@ fn disconnect_then_book_invalid_then_a_fresh_snapshot() {
     // an exchange the client does not follow: nothing
     h.push([FanoutMsg::Disconnect {
         exchange: Exchange::Okex,
+        conn: 0,
         last_recv_ts_ns: 1,
     }]);
     h.push([FanoutMsg::Disconnect {
         exchange: Exchange::BinanceFutures,
+        conn: 0,
         last_recv_ts_ns: 1_571_830_469_416_000_000,
     }]);
     assert_eq!(

@@ -124,8 +124,9 @@ impl Fanout {
             }
             FanoutMsg::Disconnect {
                 exchange,
+                conn,
                 last_recv_ts_ns,
-            } => self.on_disconnect(*exchange, *last_recv_ts_ns),
+            } => self.on_disconnect(*exchange, *conn, *last_recv_ts_ns),
         }
     }
 
@@ -391,19 +392,30 @@ impl Fanout {
         self.s.counters.book_invalid_sent += n;
     }
 
-    /// An upstream connection dropped: `disconnect` to the clients that asked, then every
-    /// book of the exchange resets.
+    /// Upstream connection `conn` dropped: `disconnect` to the clients that asked and take
+    /// something of its books, then those books reset. An exchange served by several
+    /// connections (`bybit`: linear and inverse) keeps the other connections' books and
+    /// clients untouched.
     #[cold]
-    pub(super) fn on_disconnect(&mut self, exchange: Exchange, last_recv_ts_ns: i64) {
+    pub(super) fn on_disconnect(&mut self, exchange: Exchange, conn: u32, last_recv_ts_ns: i64) {
         let now = crate::clock::wall_ns();
         let local = if last_recv_ts_ns != 0 {
             last_recv_ts_ns
         } else {
             now
         };
+        let instrs = &self.instrs;
+        let hit = |i: usize| {
+            instrs
+                .get(i)
+                .is_some_and(|s| s.exchange == exchange && (s.conn == conn || s.conn == u32::MAX))
+        };
         for ci in 0..self.s.clients.len() as u32 {
             let Some(c) = self.s.get(ci) else { continue };
-            if c.phase != Phase::Open || !c.disconnects.iter().any(|(e, _)| *e == exchange) {
+            if c.phase != Phase::Open
+                || !c.disconnects.iter().any(|(e, _)| *e == exchange)
+                || !c.subs.iter().any(|s| hit(s.instr as usize))
+            {
                 continue;
             }
             let list = std::mem::take(&mut c.disconnects);
@@ -421,7 +433,8 @@ impl Fanout {
             }
         }
         for i in 0..self.instrs.len() {
-            if self.instrs[i].exchange == exchange {
+            let s = &self.instrs[i];
+            if s.exchange == exchange && (s.conn == conn || s.conn == u32::MAX) {
                 self.invalidate(i, now);
             }
         }

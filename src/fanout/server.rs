@@ -76,6 +76,9 @@ pub struct FanoutInputs {
     pub shard: usize,
     /// Where `book_change` snapshot requests go (`None`: subscribers wait for the venue's).
     pub requests: Option<SnapshotRequests>,
+    /// The upstream connection index of each instrument, by `InstrumentId` index (missing
+    /// entries: not known, see [`FanoutMsg::Disconnect`]).
+    pub conn_of: Vec<u32>,
 }
 
 /// A shard's side of the snapshot-request ring to the book thread.
@@ -317,8 +320,12 @@ impl Server {
             slots,
             shard,
             requests,
+            conn_of,
         } = inputs;
         let mut f = Fanout::new(poll, listener, &cfg, tuning.clone(), instruments, slots);
+        for (s, c) in f.instrs.iter_mut().zip(conn_of) {
+            s.conn = c;
+        }
         f.shard = shard;
         f.requests = requests;
         f.s.lat = latency;

@@ -285,6 +285,9 @@ pub struct InstrState {
     pub exchange: Exchange,
     /// Symbol, upper case.
     pub symbol: Box<str>,
+    /// Index of the upstream connection carrying it (`u32::MAX`: not known, a disconnect of
+    /// any connection of its exchange resets it).
+    pub conn: u32,
     /// True from a synced state (a notice or a snapshot) until a `BookInvalid` or the
     /// connection drops: `book_invalid` is sent once per loss.
     pub synced: bool,
@@ -320,6 +323,7 @@ impl InstrState {
         InstrState {
             exchange,
             symbol: symbol.into(),
+            conn: u32::MAX,
             synced: false,
             seen_version: 0,
             depth: 0,

@@ -41,7 +41,7 @@ use crate::config::Connection;
 use crate::fanout::{FanoutMsg, Notifier};
 use crate::metrics::{Stage, StageRecorder, offset_ns, stamps_mut};
 use crate::model::{Event, InstrumentId, Instruments, Stamps};
-use crate::pipeline::stats::bump;
+use crate::pipeline::stats::{ConnEnd, bump};
 use crate::pipeline::{ConnState, ConnStats, RingProducer, Wakeup};
 use crate::venue::{self, Channels, ConnectPlan, Feed, FrameKind, Sink, Subscription, VenueParser};
 
@@ -359,7 +359,7 @@ enum End {
     Stop,
     Silence,
     Requested,
-    Failed(String),
+    Failed(ConnEnd, String),
 }
 
 impl Ingest {
@@ -402,6 +402,15 @@ impl Ingest {
                     self.deliver(IngestItem::Disconnected {
                         last_recv_ts_ns: self.stats.last_recv_ts_ns.load(Ordering::Relaxed),
                     });
+                    ConnEnd::count(
+                        match &end {
+                            End::Silence => ConnEnd::Silence,
+                            End::Requested => ConnEnd::Requested,
+                            End::Failed(cause, _) => *cause,
+                            End::Stop => ConnEnd::Other,
+                        },
+                        &self.stats,
+                    );
                     match end {
                         End::Stop => break,
                         End::Silence => {
@@ -412,7 +421,7 @@ impl Ingest {
                             );
                         }
                         End::Requested => eprintln!("pinfeed: {name}: resync by reconnect"),
-                        End::Failed(e) => eprintln!("pinfeed: {name}: connection lost: {e}"),
+                        End::Failed(_, e) => eprintln!("pinfeed: {name}: connection lost: {e}"),
                     }
                 }
                 Err(e) => {
@@ -451,7 +460,7 @@ impl Ingest {
     ) -> End {
         for f in &self.plan.subscribe_frames {
             if let Err(e) = socket.send(Message::Text(f.as_str().into())) {
-                return End::Failed(format!("subscribe: {e}"));
+                return End::Failed(ConnEnd::of(&e), format!("subscribe: {e}"));
             }
         }
         self.stats.set_state(ConnState::Connected);
@@ -535,7 +544,10 @@ impl Ingest {
                                 if let Err(e) = socket
                                     .send(Message::Text(venue::deribit::PUBLIC_TEST_FRAME.into()))
                                 {
-                                    return End::Failed(format!("heartbeat answer: {e}"));
+                                    return End::Failed(
+                                        ConnEnd::of(&e),
+                                        format!("heartbeat answer: {e}"),
+                                    );
                                 }
                                 bump(&self.stats.heartbeats_answered, 1);
                             }
@@ -552,7 +564,7 @@ impl Ingest {
                     }
                 }
                 Err(e) if ws::is_timeout(&e) => {}
-                Err(e) => return End::Failed(e.to_string()),
+                Err(e) => return End::Failed(ConnEnd::of(&e), e.to_string()),
             }
             // housekeeping: cheap checks, run after every frame and every read timeout
             if self.stop.load(Ordering::Relaxed) {
@@ -571,7 +583,7 @@ impl Ingest {
             if quiet >= ping_after && !pinged {
                 pinged = true;
                 if let Err(e) = socket.send(Message::Ping(Vec::new().into())) {
-                    return End::Failed(format!("ping: {e}"));
+                    return End::Failed(ConnEnd::of(&e), format!("ping: {e}"));
                 }
                 bump(&self.stats.keepalives_sent, 1);
             }
@@ -579,7 +591,7 @@ impl Ingest {
                 if now >= due {
                     next_keepalive = Some(now + *period);
                     if let Err(e) = socket.send(Message::Text(text.as_str().into())) {
-                        return End::Failed(format!("keep-alive: {e}"));
+                        return End::Failed(ConnEnd::of(&e), format!("keep-alive: {e}"));
                     }
                     bump(&self.stats.keepalives_sent, 1);
                 }
@@ -589,7 +601,7 @@ impl Ingest {
                     Ok(IngestControl::Reconnect) => return End::Requested,
                     Ok(IngestControl::Resubscribe(id)) => {
                         if let Err(e) = self.resubscribe(socket, id) {
-                            return End::Failed(format!("resubscribe: {e}"));
+                            return End::Failed(ConnEnd::Other, format!("resubscribe: {e}"));
                         }
                     }
                     Err(_) => {}

@@ -46,7 +46,42 @@ pub enum RestError {
         /// What went wrong.
         message: String,
     },
+    /// A non-2xx status; `retry_after` from the `Retry-After` header (seconds), when given.
+    #[error("GET {url}: status {status}{}", retry_after.map(|d| format!(" (Retry-After {} s)", d.as_secs())).unwrap_or_default())]
+    Status {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// How long the venue asks to wait before the next request.
+        retry_after: Option<Duration>,
+    },
 }
+
+impl RestError {
+    /// The wait the venue asked for (`Retry-After`), capped at [`MAX_RETRY_AFTER`].
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RestError::Status { retry_after, .. } => retry_after.map(|d| d.min(MAX_RETRY_AFTER)),
+            RestError::Http { .. } => None,
+        }
+    }
+
+    /// True for 429 (rate limited) and 418 (Binance: IP banned for ignoring 429s).
+    pub fn rate_limited(&self) -> bool {
+        matches!(
+            self,
+            RestError::Status {
+                status: 418 | 429,
+                ..
+            }
+        )
+    }
+}
+
+/// Longest `Retry-After` honoured; a longer one (a Binance 418 ban can last days) waits this
+/// long, then asks again.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// A blocking HTTP client trusting given roots.
 #[derive(Clone, Debug)]
@@ -67,6 +102,8 @@ impl RestClient {
             .build();
         let agent = ureq::Agent::config_builder()
             .tls_config(tls)
+            // statuses come back as responses, so that Retry-After can be read
+            .http_status_as_error(false)
             .timeout_global(Some(timeout))
             .user_agent(concat!("pinfeed/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -85,6 +122,23 @@ impl RestClient {
             message: e.to_string(),
         };
         let mut response = self.agent.get(url).call().map_err(err)?;
+        let status = response.status();
+        if !status.is_success() {
+            // Binance (https://developers.binance.com/docs/derivatives/usds-margined-futures/
+            // general-info, "LIMITS"): "A Retry-After header is sent with a 418 or 429
+            // responses and will give the number of seconds required to wait"
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            return Err(RestError::Status {
+                url: url.to_string(),
+                status: status.as_u16(),
+                retry_after,
+            });
+        }
         response
             .body_mut()
             .with_config()
@@ -113,6 +167,10 @@ struct Job {
     due: Instant,
     kind: JobKind,
 }
+
+/// A fetch: `Ok` delivered (or nothing to fetch), `Err` failed, with the venue's
+/// `Retry-After` when it gave one.
+type Fetched = Result<(), Option<Duration>>;
 
 /// The REST cold thread.
 pub struct RestWorker {
@@ -180,16 +238,18 @@ impl RestWorker {
                     JobKind::Snapshot { conn, id } => {
                         let p = &mut pacing[id.index()];
                         p.last_fetch = Some(Instant::now());
-                        let ok = self.snapshot(&mut parsers, conn, id, &mut events);
+                        let fetched = self.snapshot(&mut parsers, conn, id, &mut events);
                         let p = &mut pacing[id.index()];
-                        if ok {
+                        if fetched.is_ok() {
                             p.queued = false;
                             p.failures = 0;
                         } else {
                             p.failures += 1;
+                            // the venue's Retry-After, when longer than our own backoff
+                            let wait = backoff_delay(p.failures - 1, rng.next_unit())
+                                .max(fetched.err().flatten().unwrap_or_default());
                             jobs.push(Job {
-                                due: Instant::now()
-                                    + backoff_delay(p.failures - 1, rng.next_unit()),
+                                due: Instant::now() + wait,
                                 kind: JobKind::Snapshot { conn, id },
                             });
                         }
@@ -197,7 +257,8 @@ impl RestWorker {
                     JobKind::Poll { conn, index } => {
                         let (_, url, period_ms) =
                             self.connections[conn].plan.poll_urls[index].clone();
-                        self.fetch_and_deliver(&mut parsers, conn, &url, &mut events, false);
+                        let _ =
+                            self.fetch_and_deliver(&mut parsers, conn, &url, &mut events, false);
                         jobs.push(Job {
                             due: Instant::now() + Duration::from_millis(period_ms.max(100)),
                             kind: JobKind::Poll { conn, index },
@@ -245,15 +306,14 @@ impl RestWorker {
         }
     }
 
-    /// Fetches the snapshot of `id`; true when it was delivered (or there is nothing to
-    /// fetch for it).
+    /// Fetches the snapshot of `id` ([`Fetched`]).
     fn snapshot(
         &mut self,
         parsers: &mut [VenueParser],
         conn: usize,
         id: InstrumentId,
         events: &mut Vec<Event>,
-    ) -> bool {
+    ) -> Fetched {
         let (_, symbol) = self.instruments.name(id);
         let Some(url) = self.connections[conn]
             .plan
@@ -262,7 +322,7 @@ impl RestWorker {
             .find(|(s, _)| s == symbol)
             .map(|(_, u)| u.clone())
         else {
-            return true;
+            return Ok(());
         };
         self.fetch_and_deliver(parsers, conn, &url, events, true)
     }
@@ -274,13 +334,17 @@ impl RestWorker {
         url: &str,
         events: &mut Vec<Event>,
         snapshot: bool,
-    ) -> bool {
+    ) -> Fetched {
         let mut body = match self.connections[conn].client.get(url) {
             Ok(b) => b,
             Err(e) => {
                 bump(&self.stats.failures, 1);
+                if e.rate_limited() {
+                    bump(&self.stats.rate_limited, 1);
+                }
+                let retry_after = e.retry_after();
                 eprintln!("pinfeed: rest: {e}");
-                return false;
+                return Err(retry_after);
             }
         };
         bump(&self.stats.bytes, body.len() as u64);
@@ -298,10 +362,10 @@ impl RestWorker {
         if let Err(e) = result {
             bump(&self.stats.parse_errors, 1);
             eprintln!("pinfeed: rest: GET {url}: {e}");
-            return false;
+            return Err(None);
         }
         if !self.deliver(events) {
-            return false;
+            return Err(None);
         }
         bump(
             if snapshot {
@@ -311,7 +375,7 @@ impl RestWorker {
             },
             1,
         );
-        true
+        Ok(())
     }
 
     /// Waits for room for all of `events`, then pushes them.
@@ -402,5 +466,26 @@ mod tests {
             l.local_addr().unwrap().port()
         };
         assert!(client().get(&format!("http://127.0.0.1:{port}/")).is_err());
+    }
+
+    #[test]
+    fn a_429_carries_its_retry_after_capped() {
+        let (base, h) = serve_once("429 Too Many Requests\r\nRetry-After: 7", "slow down");
+        let e = client().get(&format!("{base}/x")).unwrap_err();
+        assert!(e.rate_limited(), "{e}");
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+        assert!(
+            e.to_string().contains("status 429 (Retry-After 7 s)"),
+            "{e}"
+        );
+        h.join().unwrap();
+        let (base, h) = serve_once("418 I'm a teapot\r\nRetry-After: 86400", "banned");
+        let e = client().get(&format!("{base}/x")).unwrap_err();
+        assert_eq!(e.retry_after(), Some(MAX_RETRY_AFTER));
+        h.join().unwrap();
+        let (base, h) = serve_once("500 Internal Server Error", "oops");
+        let e = client().get(&format!("{base}/x")).unwrap_err();
+        assert!(!e.rate_limited() && e.retry_after().is_none(), "{e}");
+        h.join().unwrap();
     }
 }

@@ -274,6 +274,19 @@ fn connections(t: &mut Text, run: &RunStats) {
         }
     }
     t.family(
+        "pinfeed_connection_ends_total",
+        "counter",
+        "Upstream sessions ended, by cause (venue_close, reset, message_too_big, protocol_error, silence_timeout, requested, other).",
+    );
+    for (c, (i, feed)) in run.connections.iter().zip(&ids) {
+        for (k, cause) in crate::pipeline::stats::ConnEnd::ALL.iter().enumerate() {
+            t.value(
+                &[("feed", feed), ("connection", i), ("cause", cause.name())],
+                load(&c.ends[k]),
+            );
+        }
+    }
+    t.family(
         "pinfeed_parse_errors_total",
         "counter",
         "Venue frames that failed to parse, by kind of error.",
@@ -406,7 +419,12 @@ fn book(t: &mut Text, run: &RunStats) {
         run.trades(),
     );
     let r = &run.rest;
-    let rest: [(&'static str, &str, &AtomicU64); 5] = [
+    let rest: [(&'static str, &str, &AtomicU64); 6] = [
+        (
+            "pinfeed_rest_rate_limited_total",
+            "REST requests answered 429 or 418 (rate limited; Retry-After honoured).",
+            &r.rate_limited,
+        ),
         (
             "pinfeed_rest_snapshots_total",
             "REST snapshot bodies fetched and parsed.",

@@ -799,6 +799,7 @@ impl BookThread {
         for exchange in exchanges {
             self.publish_ctl(FanoutMsg::Disconnect {
                 exchange,
+                conn: c as u32,
                 last_recv_ts_ns,
             });
         }
@@ -862,6 +863,9 @@ impl BookThread {
             }
             let i = id.index();
             if now < self.resync_not_before_ns[i] {
+                // waiting for our backoff, not for the venue: the resubscribe timeout starts
+                // when the deferred resync goes out
+                self.resubscribed_at_ns[i] = None;
                 if !self.deferred_flag[i] {
                     self.deferred_flag[i] = true;
                     self.deferred.push(id);

@@ -309,6 +309,7 @@ fn disconnect_comes_before_book_invalid_and_waits_for_reconnect() {
     );
     assert!(msgs.contains(&FanoutMsg::Disconnect {
         exchange: Exchange::Bybit,
+        conn: 0,
         last_recv_ts_ns: 5
     }));
     assert_eq!(engine.state(A), Some(SyncState::Synced));

@@ -96,11 +96,14 @@ pub enum FanoutMsg {
     /// connection). Clients asking `withIntegrityMessages` get `book_invalid`; the next
     /// applied snapshot for it is sent with `isSnapshot: true`.
     BookInvalid(InstrumentId),
-    /// An upstream connection carrying `exchange` dropped; `disconnect` messages follow, and
-    /// book state of that exchange resets (a fresh snapshot comes after the reconnect).
+    /// Upstream connection `conn` carrying `exchange` dropped; `disconnect` messages follow
+    /// for the clients of its books, whose state resets (a fresh snapshot comes after the
+    /// reconnect). Books of the same exchange on other connections are untouched.
     Disconnect {
         /// The exchange id.
         exchange: Exchange,
+        /// The connection's index in the config.
+        conn: u32,
         /// Wall clock of the last frame received before the drop, unix ns.
         last_recv_ts_ns: i64,
     },

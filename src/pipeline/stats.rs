@@ -56,6 +56,74 @@ impl ConnState {
     }
 }
 
+/// Why an upstream session ended (`pinfeed_connection_ends_total{cause}`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ConnEnd {
+    /// The venue sent a WebSocket close frame (e.g. Binance's 24 h rotation).
+    VenueClose,
+    /// The TCP connection dropped (reset, EOF) with no close frame.
+    Reset,
+    /// A frame or message over `max_message_bytes`.
+    MessageTooBig,
+    /// A WebSocket protocol violation or invalid UTF-8 in a text frame.
+    Protocol,
+    /// The silence watchdog: no data frame for `silence_timeout_ms`.
+    Silence,
+    /// The book thread asked for it (a resubscribe that did not resync, the resync budget).
+    Requested,
+    /// Anything else (a failed send, TLS).
+    Other,
+}
+
+impl ConnEnd {
+    /// Every cause, in counter index order.
+    pub const ALL: [ConnEnd; 7] = [
+        ConnEnd::VenueClose,
+        ConnEnd::Reset,
+        ConnEnd::MessageTooBig,
+        ConnEnd::Protocol,
+        ConnEnd::Silence,
+        ConnEnd::Requested,
+        ConnEnd::Other,
+    ];
+
+    /// The `cause` label.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnEnd::VenueClose => "venue_close",
+            ConnEnd::Reset => "reset",
+            ConnEnd::MessageTooBig => "message_too_big",
+            ConnEnd::Protocol => "protocol_error",
+            ConnEnd::Silence => "silence_timeout",
+            ConnEnd::Requested => "requested",
+            ConnEnd::Other => "other",
+        }
+    }
+
+    /// The cause of a read error.
+    pub fn of(e: &tungstenite::Error) -> ConnEnd {
+        use tungstenite::error::ProtocolError;
+        match e {
+            tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+                ConnEnd::VenueClose
+            }
+            tungstenite::Error::Io(_)
+            | tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                ConnEnd::Reset
+            }
+            tungstenite::Error::Capacity(_) => ConnEnd::MessageTooBig,
+            tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_) => ConnEnd::Protocol,
+            _ => ConnEnd::Other,
+        }
+    }
+
+    /// Counts one end of `self` in `stats`.
+    pub fn count(self, stats: &ConnStats) {
+        let i = ConnEnd::ALL.iter().position(|c| *c == self).unwrap_or(0);
+        stats.ends[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Counters of one upstream connection; written by its ingest thread only.
 #[derive(Debug)]
 pub struct ConnStats {
@@ -70,6 +138,8 @@ pub struct ConnStats {
     pub connect_failures: AtomicU64,
     /// Connections ended by the silence watchdog.
     pub silence_timeouts: AtomicU64,
+    /// Sessions ended, by [`ConnEnd::ALL`] index.
+    pub ends: [AtomicU64; ConnEnd::ALL.len()],
     /// Frames received, by [`FrameKind::ALL`] index (parse failures are not in here).
     pub frames: [AtomicU64; 11],
     /// Frames that failed to parse, by [`ParseError::KIND_NAMES`] index.
@@ -106,6 +176,7 @@ impl ConnStats {
             reconnects: AtomicU64::new(0),
             connect_failures: AtomicU64::new(0),
             silence_timeouts: AtomicU64::new(0),
+            ends: Default::default(),
             frames: Default::default(),
             parse_errors: Default::default(),
             bytes: AtomicU64::new(0),
@@ -188,6 +259,8 @@ pub struct RestStats {
     pub polls: AtomicU64,
     /// Requests that failed (transport, HTTP status, body too large).
     pub failures: AtomicU64,
+    /// Of those, 429 and 418 answers (rate limited; their `Retry-After` is honoured).
+    pub rate_limited: AtomicU64,
     /// Bodies that did not parse.
     pub parse_errors: AtomicU64,
     /// Body bytes received.

@@ -16,13 +16,13 @@
 //! | `gap` | `every` (100) | a book delta is not sent |
 //! | `checksum` | `every` (100) | an OKX book frame's `checksum` is off by one |
 //! | `garbage` | `every` (100), `seed` (1) | a data frame is replaced by malformed JSON |
-//! | `oversized` | `bytes` (16 MiB), `at` (5) | one text frame of `bytes` bytes |
+//! | `oversized` | `bytes` (32 MiB: twice the engine's 16 MiB frame limit), `at` (5) | one text frame of `bytes` bytes |
 //! | `stall` | `secs` (10), `at` (5) | nothing sent, nothing read (no pongs) for `secs` |
 //! | `disconnect` | `at` (5) | TCP closed with no WebSocket close frame |
 //! | `close` | `code` (1001), `at` (5) | a WebSocket close frame with `code` |
 //! | `rest` | `count` (3), `status` (429; 500; `timeout`), `secs` (30) | the next `count` depth snapshots fail (429 with `Retry-After: 1`; `timeout`: no answer for `secs`) |
 //! | `dup` | `every` (100) | a data frame is sent twice |
-//! | `reorder` | `every` (100) | a data frame is swapped with the next one |
+//! | `reorder` | `every` (100) | a book delta is held back and sent after the next delta of the same book (the pair swapped; sent alone if none comes within 200 ms) |
 //! | `no-pong` | `at` (5) | from `at` on, client frames (pings, WebSocket and venue-level) go unread and unanswered; data flows |
 //! | `slow` | `bytes_per_s` (20000) | data is throttled to `bytes_per_s` |
 
@@ -174,7 +174,7 @@ impl FaultSpec {
                 FaultKind::Rest => 30,
                 _ => 10,
             }),
-            bytes: 16 << 20,
+            bytes: 32 << 20,
             code: 1001,
             count: 3,
             rest: RestFailure::Status(429),
@@ -203,10 +203,7 @@ impl FromStr for FaultSpec {
             .find(|k| k.name() == kind)
             .ok_or_else(|| {
                 let names: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
-                format!(
-                    "unknown fault kind {kind:?} (one of {})",
-                    names.join(", ")
-                )
+                format!("unknown fault kind {kind:?} (one of {})", names.join(", "))
             })?;
         let mut spec = FaultSpec::new(kind);
         let mut seen: Vec<&str> = Vec::new();
@@ -375,8 +372,9 @@ pub struct ConnFaults {
     feed: Feed,
     conn: u64,
     rng: Rng,
-    /// `reorder`: a frame held back to go out after the next one.
-    held: Option<Utf8Bytes>,
+    /// `reorder`: a book delta held back to go out after the next delta of the same book,
+    /// with that book's topic and when it was held.
+    held: Option<(Utf8Bytes, String, Instant)>,
     /// `slow`: start of the current one-second window and bytes sent in it.
     window: (Instant, u64),
     /// Frames hit, any kind.
@@ -427,15 +425,33 @@ impl ConnFaults {
             }
             let timed = matches!(
                 a.spec.kind,
-                FaultKind::Stall | FaultKind::Disconnect | FaultKind::Close | FaultKind::Oversized
+                FaultKind::Stall
+                    | FaultKind::Disconnect
+                    | FaultKind::Close
+                    | FaultKind::Oversized
+                    | FaultKind::NoPong
             );
-            if !timed || a.fired || age < a.spec.at {
+            // `slow` holds from the start: logged once, on the connection's first turn
+            let slow = a.spec.kind == FaultKind::Slow;
+            if !(timed || slow) || a.fired || (timed && age < a.spec.at) {
                 continue;
             }
             a.fired = true;
             self.hits += 1;
             let (conn, feed) = (self.conn, self.feed);
             match a.spec.kind {
+                FaultKind::NoPong => log.fired(
+                    a.spec.kind,
+                    conn,
+                    feed,
+                    format_args!("client frames (pings) go unread and unanswered from now on"),
+                ),
+                FaultKind::Slow => log.fired(
+                    a.spec.kind,
+                    conn,
+                    feed,
+                    format_args!("data throttled to {} bytes/s", a.spec.bytes_per_s),
+                ),
                 FaultKind::Stall => {
                     a.until = Some(now + a.spec.secs);
                     log.fired(
@@ -530,8 +546,12 @@ impl ConnFaults {
             let Some(f) = frame.as_ref() else { break };
             let matches = match a.spec.kind {
                 FaultKind::Gap => book_delta,
+                // one held at a time; a delta whose book cannot be told is not held
+                FaultKind::Reorder => {
+                    book_delta && self.held.is_none() && book_topic(feed, f.as_str()).is_some()
+                }
                 FaultKind::Checksum => checksum_span(f.as_str()).is_some(),
-                FaultKind::Garbage | FaultKind::Dup | FaultKind::Reorder => true,
+                FaultKind::Garbage | FaultKind::Dup => true,
                 _ => false,
             };
             if !matches {
@@ -565,7 +585,7 @@ impl ConnFaults {
                         a.spec.kind,
                         conn,
                         feed,
-                        format_args!("held behind the next frame {what}"),
+                        format_args!("held behind the next delta of its book {what}"),
                     );
                     hold = true;
                 }
@@ -576,29 +596,44 @@ impl ConnFaults {
         if twice {
             send(frame.clone());
         }
-        if hold && self.held.is_none() {
-            self.held = Some(frame);
-            return;
+        if hold {
+            if let Some(topic) = book_topic(feed, frame.as_str()) {
+                let topic = topic.to_string();
+                self.held = Some((frame, topic, Instant::now()));
+                return;
+            }
         }
+        let swap = book_delta
+            && self.held.as_ref().is_some_and(|(_, topic, _)| {
+                book_topic(feed, frame.as_str()).is_some_and(|t| t == topic.as_str())
+            });
         send(frame);
-        if let Some(h) = self.held.take() {
-            send(h);
+        if swap {
+            if let Some((h, _, _)) = self.held.take() {
+                send(h);
+            }
         }
     }
 
-    /// A frame held for `reorder` when no next frame came this turn: it goes out now.
+    /// A delta held for `reorder` whose book sent no next delta within 200 ms: it goes out
+    /// now (late, not swapped). Called at the end of each turn.
     pub fn take_held(&mut self) -> Option<Utf8Bytes> {
-        self.held.take()
+        let (_, _, since) = self.held.as_ref()?;
+        if since.elapsed() < Duration::from_millis(200) {
+            return None;
+        }
+        self.held.take().map(|(h, _, _)| h)
     }
 }
 
 /// A short description of a frame for the log: its first 80 characters.
 fn summary(text: &str) -> String {
-    let end = text
-        .char_indices()
-        .nth(80)
-        .map_or(text.len(), |(i, _)| i);
-    format!("{}{}", &text[..end], if end < text.len() { "..." } else { "" })
+    let end = text.char_indices().nth(80).map_or(text.len(), |(i, _)| i);
+    format!(
+        "{}{}",
+        &text[..end],
+        if end < text.len() { "..." } else { "" }
+    )
 }
 
 /// The byte range of the integer after `"checksum":`.
@@ -637,6 +672,20 @@ fn garbage(text: &str, rng: &mut Rng) -> Utf8Bytes {
         1 => format!("{}}}]{{\"", &text[..half]),
         _ => format!("garbage {}", rng.next_u64()),
     })
+}
+
+/// The book a delta frame of `feed` belongs to, as its text names it: Binance `stream`,
+/// Bybit `topic`, OKX `instId`, Deribit `channel`.
+pub fn book_topic(feed: Feed, text: &str) -> Option<&str> {
+    let key = match feed {
+        Feed::BinanceFutures | Feed::BinanceDelivery | Feed::BinanceSpot => "\"stream\":\"",
+        Feed::BybitLinear | Feed::BybitInverse | Feed::BybitSpot => "\"topic\":\"",
+        Feed::Okx => "\"instId\":\"",
+        Feed::Deribit => "\"channel\":\"",
+    };
+    let start = text.find(key)? + key.len();
+    let len = text[start..].find('"')?;
+    Some(&text[start..start + len])
 }
 
 /// True for a frame of `feed` that carries a book delta, judged by its text (the recorded
@@ -678,9 +727,7 @@ pub(crate) fn before_turn(
 ) -> Turn {
     use tungstenite::protocol::CloseFrame;
     use tungstenite::protocol::frame::coding::CloseCode;
-    let would_block = |e: &tungstenite::Error| {
-        matches!(e, tungstenite::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock)
-    };
+    let would_block = |e: &tungstenite::Error| matches!(e, tungstenite::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock);
     if closing.is_some() {
         return Turn::Go;
     }
@@ -703,7 +750,9 @@ pub(crate) fn before_turn(
             }
         }
         Control::Oversized(bytes) => {
-            match ws.write(tungstenite::Message::Text(ConnFaults::oversized_frame(bytes))) {
+            match ws.write(tungstenite::Message::Text(ConnFaults::oversized_frame(
+                bytes,
+            ))) {
                 Err(e) if !would_block(&e) => Turn::End,
                 _ => Turn::Go,
             }
@@ -725,7 +774,10 @@ mod tests {
         let s: FaultSpec = "rest:status=timeout,count=2".parse().unwrap();
         assert_eq!((s.rest, s.count), (RestFailure::Timeout, 2));
         let s: FaultSpec = "stall".parse().unwrap();
-        assert_eq!((s.at, s.secs), (Duration::from_secs(5), Duration::from_secs(10)));
+        assert_eq!(
+            (s.at, s.secs),
+            (Duration::from_secs(5), Duration::from_secs(10))
+        );
         for bad in [
             "nope",
             "gap:bytes=3",
@@ -749,7 +801,7 @@ mod tests {
                 out.push(x.as_str().to_string())
             });
         }
-        if let Some(h) = faults.take_held() {
+        if let Some((h, _, _)) = faults.held.take() {
             out.push(h.as_str().to_string());
         }
         out
@@ -762,16 +814,33 @@ mod tests {
     #[test]
     fn frame_faults_hit_every_nth_frame() {
         let frames = ["a", "b", "c", "d", "e"];
-        assert_eq!(run(&mut conn("gap:every=2"), &frames, true), ["a", "c", "e"]);
+        assert_eq!(
+            run(&mut conn("gap:every=2"), &frames, true),
+            ["a", "c", "e"]
+        );
         assert_eq!(run(&mut conn("gap:every=2"), &frames, false), frames);
         assert_eq!(
             run(&mut conn("dup:every=2"), &frames, false),
             ["a", "b", "b", "c", "d", "d", "e"]
         );
+        // reorder: the 2nd delta waits for the next delta of its own book
+        let deltas = [
+            r#"{"arg":{"instId":"A"},"n":1}"#,
+            r#"{"arg":{"instId":"A"},"n":2}"#,
+            r#"{"arg":{"instId":"B"},"n":1}"#,
+            r#"{"arg":{"instId":"A"},"n":3}"#,
+            r#"{"arg":{"instId":"A"},"n":4}"#,
+        ];
+        let n = |s: &String| {
+            let v: serde_json::Value = serde_json::from_str(s).unwrap();
+            format!("{}{}", v["n"], v["arg"]["instId"].as_str().unwrap())
+        };
+        let out = run(&mut conn("reorder:every=2"), &deltas, true);
         assert_eq!(
-            run(&mut conn("reorder:every=2"), &frames, false),
-            ["a", "c", "b", "e", "d"]
+            out.iter().map(n).collect::<Vec<_>>(),
+            ["1A", "1B", "3A", "2A", "4A"]
         );
+        assert_eq!(run(&mut conn("reorder:every=2"), &frames, false), frames);
         let g = run(&mut conn("garbage:every=5"), &["{\"a\":1}"; 5], false);
         assert!(serde_json::from_str::<serde_json::Value>(&g[4]).is_err());
         assert_eq!(g[..4], ["{\"a\":1}"; 4]);
@@ -781,12 +850,18 @@ mod tests {
     fn checksum_is_off_by_one_and_stays_an_i32() {
         let out = run(
             &mut conn("checksum:every=1"),
-            &[r#"{"data":[{"checksum":-5,"seqId":1}]}"#, r#"{"checksum":2147483647}"#],
+            &[
+                r#"{"data":[{"checksum":-5,"seqId":1}]}"#,
+                r#"{"checksum":2147483647}"#,
+            ],
             false,
         );
         assert_eq!(
             out,
-            [r#"{"data":[{"checksum":-4,"seqId":1}]}"#, r#"{"checksum":-2147483648}"#]
+            [
+                r#"{"data":[{"checksum":-4,"seqId":1}]}"#,
+                r#"{"checksum":-2147483648}"#
+            ]
         );
     }
 
@@ -797,13 +872,35 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(c.control(t0, &log), Control::Pause);
         assert!(c.reads_paused(t0));
-        assert_eq!(c.control(t0 + Duration::from_millis(60), &log), Control::Run);
+        assert_eq!(
+            c.control(t0 + Duration::from_millis(60), &log),
+            Control::Run
+        );
         assert!(!c.reads_paused(t0 + Duration::from_millis(60)));
         let mut c = conn("close:at=0,code=4000");
         assert_eq!(c.control(Instant::now(), &log), Control::Close(4000));
         assert_eq!(c.control(Instant::now(), &log), Control::Run);
         assert!(ConnFaults::new(&["gap:feed=deribit".parse().unwrap()], Feed::Okx, 1).is_none());
-        assert_eq!(log.counts(), vec![(FaultKind::Stall, 1), (FaultKind::Close, 1)]);
+        // no-pong from `at` on, logged once; slow from the first turn, logged once
+        let mut c = conn("no-pong:at=0.05");
+        assert_eq!(c.control(t0, &log), Control::Run);
+        assert!(!c.reads_paused(t0));
+        let later = t0 + Duration::from_millis(60);
+        assert_eq!(c.control(later, &log), Control::Run);
+        assert_eq!(c.control(later, &log), Control::Run);
+        assert!(c.reads_paused(later));
+        let mut c = conn("slow:bytes_per_s=100");
+        assert_eq!(c.control(Instant::now(), &log), Control::Run);
+        assert_eq!(c.control(Instant::now(), &log), Control::Run);
+        assert_eq!(
+            log.counts(),
+            vec![
+                (FaultKind::Stall, 1),
+                (FaultKind::Close, 1),
+                (FaultKind::NoPong, 1),
+                (FaultKind::Slow, 1)
+            ]
+        );
     }
 
     #[test]

@@ -376,6 +376,23 @@ impl Simulator {
         self.shared.synthetic.as_ref().map(Synthetic::stats)
     }
 
+    /// How often each fault kind of [`SimOptions::faults`] fired so far.
+    pub fn fault_counts(&self) -> Vec<(crate::sim::fault::FaultKind, u64)> {
+        self.shared.fault_log.counts()
+    }
+
+    /// Writes out what the truth file (`SyntheticOptions::truth_out`) has buffered.
+    pub fn flush_truth(&self) {
+        if let Some(t) = self
+            .shared
+            .synthetic
+            .as_ref()
+            .and_then(|s| s.truth.as_ref())
+        {
+            t.flush();
+        }
+    }
+
     /// `host:port` for URLs: the bound address, loopback when bound to "any".
     fn url_host(&self) -> SocketAddr {
         let ip = match self.addr.ip() {
@@ -710,7 +727,9 @@ fn serve_http(shared: &Shared, stream: &mut Stream, req: &Request) -> bool {
         return false;
     }
     if req.path.ends_with("/depth") {
-        if let Some((failure, secs)) = shared.fault_log.rest_failure(rest_feed(&req.path), &req.path)
+        if let Some((failure, secs)) = shared
+            .fault_log
+            .rest_failure(rest_feed(&req.path), &req.path)
         {
             match failure {
                 RestFailure::Status(status) => {

@@ -355,6 +355,7 @@ impl Harness {
                 ring: req_tx,
                 wakeup: Arc::new(Wakeup::new()),
             }),
+            conn_of: Vec::new(),
         };
         let thread = thread::Builder::new()
             .name("fanout".into())

@@ -61,9 +61,9 @@ pub mod market;
 mod okx;
 pub mod pacing;
 pub mod session;
-pub mod truth;
 #[cfg(test)]
 mod tests;
+pub mod truth;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -406,6 +406,9 @@ pub(crate) fn run_ws(
                         continue;
                     }
                     replies.extend(s.on_text(text.as_str(), now));
+                    // after each request: an unsubscribe and a subscribe read in one turn
+                    // (a resubscribe) must still send the fresh snapshot
+                    syn.sync_topics(s.topics(), &mut replies);
                     changed = true;
                 }
                 Ok(Message::Binary(_)) => counters.binary_frames += 1,
