@@ -26,6 +26,7 @@
 //! reset_after_ms = 60000      # synced this long: the next resync goes out at once
 //! budget_per_connection = 50  # resyncs per window before the connection is rebuilt
 //! budget_window_ms = 60000
+//! resubscribe_timeout_ms = 15000 # a resubscribe that brought no snapshot: reconnect
 //! max_levels_per_side = 20000 # a book side past this resyncs (so does a crossed book)
 //!
 //! [cpu]
@@ -353,6 +354,9 @@ pub struct ResyncConfig {
     pub budget_per_connection: u32,
     /// The budget's window, ms. Default 60000.
     pub budget_window_ms: u64,
+    /// A WebSocket book still unsynced this long after its resubscribe went out gets its
+    /// connection rebuilt, ms (the wait for our own backoff does not count). Default 15000.
+    pub resubscribe_timeout_ms: u64,
     /// Levels one side of a book may hold; a delta that would pass it resyncs the book
     /// (reason `too_many_levels`). Default 20000.
     pub max_levels_per_side: usize,
@@ -366,6 +370,7 @@ impl Default for ResyncConfig {
             reset_after_ms: 60_000,
             budget_per_connection: 50,
             budget_window_ms: 60_000,
+            resubscribe_timeout_ms: 15_000,
             max_levels_per_side: crate::book::DEFAULT_MAX_LEVELS_PER_SIDE,
         }
     }

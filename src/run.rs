@@ -512,6 +512,7 @@ pub fn ensure_fd_budget(config: &Config) -> Result<(), RunError> {
 /// A [`RunError`] naming the core, CA file, listen address or config field at fault.
 pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError> {
     ensure_fd_budget(config)?;
+    crate::limits::fix_mmap_threshold();
     let cpu = &config.cpu;
     if cpu.pin {
         let available = pin::available_cores()?;

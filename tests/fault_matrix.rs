@@ -289,8 +289,14 @@ fn run_case(case: Case) {
     let total = audit.total();
     let report = audit.report();
     let max_recovery = rec.recoveries.iter().max().copied().unwrap_or_default();
+    let first_snapshot_ms = affected
+        .iter()
+        .filter_map(|b| rec.first_snapshot.get(b))
+        .map(|t| (*t - started).as_millis())
+        .max()
+        .unwrap_or_default();
     eprintln!(
-        "fault matrix | {} | {} | flags {} | rebuilt {} | max recovery {} ms | compared {} | wrong {} | fired {:?}\n{report}",
+        "fault matrix | {} | {} | first snapshots by {first_snapshot_ms} ms | flags {} | rebuilt {} | max recovery {} ms | compared {} | wrong {} | fired {:?}\n{report}",
         case.fault,
         case.feed.name(),
         rec.flags,
@@ -405,7 +411,7 @@ fn spec_kind(fault: &str) -> pinfeed::sim::fault::FaultKind {
 #[test]
 fn gap() {
     run_case(Case {
-        fault: "gap:feed=binance-futures,every=300",
+        fault: "gap:feed=binance-futures,every=1000",
         feed: Feed::BinanceFutures,
         breaks_books: true,
         metric: Some((
@@ -419,7 +425,7 @@ fn gap() {
 #[test]
 fn checksum() {
     run_case(Case {
-        fault: "checksum:feed=okx,every=300",
+        fault: "checksum:feed=okx,every=1000",
         feed: Feed::Okx,
         breaks_books: true,
         metric: Some((
@@ -433,7 +439,7 @@ fn checksum() {
 #[test]
 fn garbage() {
     run_case(Case {
-        fault: "garbage:feed=deribit,every=150",
+        fault: "garbage:feed=deribit,every=400",
         feed: Feed::Deribit,
         breaks_books: true,
         metric: Some(("pinfeed_parse_errors_total", &[("feed", "deribit")])),
@@ -525,7 +531,10 @@ fn dup() {
         fault: "dup:feed=binance-futures,every=300",
         feed: Feed::BinanceFutures,
         breaks_books: false,
-        metric: None,
+        metric: Some((
+            "pinfeed_connection_book_stale_deltas_total",
+            &[("feed", "binance-futures")],
+        )),
         venue_extra: "",
     });
 }

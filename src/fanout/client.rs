@@ -234,7 +234,9 @@ impl Client {
         sent_mono_ns: u64,
         hard_bytes: usize,
     ) -> bool {
-        let mut suffix = [0u8; 96];
+        // the longest suffix: updateId, seq, recvNs and sentNs of 20 digits each and `}`
+        // (32 + 27 + 30 + 30 + 1 = 120 bytes)
+        let mut suffix = [0u8; 128];
         let mut n = 0;
         let with_update_id = self.with_update_id && update_id != 0;
         let extra = self.with_seq || self.with_latency || with_update_id;
@@ -389,5 +391,37 @@ impl Client {
         }
         self.backlog = self.pending();
         Ok(written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every opt-in field at its widest (20 digits each) fits the suffix buffer.
+    #[test]
+    fn the_longest_suffix_fits() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let mut c = Client::new(TcpStream::from_std(stream), 1 << 20);
+        (c.with_seq, c.with_latency, c.with_update_id) = (true, true, true);
+        c.seq = u64::MAX - 1;
+        let msg = br#"{"type":"book_change"}"#;
+        assert!(c.push_message(msg, u64::MAX, u64::MAX, u64::MAX - 1, 1 << 20));
+        let start = c.out.iter().position(|b| *b == b'{').unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&c.out[start..]).unwrap();
+        assert_eq!(v["updateId"], u64::MAX);
+        assert_eq!(v["seq"], u64::MAX);
+        assert_eq!(v["recvNs"], u64::MAX);
+        assert_eq!(v["sentNs"], u64::MAX - 1);
+        // an update id of 0 (none) is left out
+        c.out.clear();
+        c.seq = 0;
+        assert!(c.push_message(msg, 0, 0, 5, 1 << 20));
+        let start = c.out.iter().position(|b| *b == b'{').unwrap();
+        assert_eq!(
+            &c.out[start..],
+            br#"{"type":"book_change","seq":1,"sentNs":5}"#
+        );
     }
 }

@@ -197,7 +197,7 @@ fn connections(t: &mut Text, run: &RunStats) {
         }
     }
     type Get = fn(&crate::pipeline::ConnStats) -> u64;
-    let simple: [(&'static str, &str, Get); 11] = [
+    let simple: [(&'static str, &str, Get); 12] = [
         (
             "pinfeed_connection_reconnects_total",
             "Connections established after the first one.",
@@ -252,6 +252,11 @@ fn connections(t: &mut Text, run: &RunStats) {
             "pinfeed_connection_book_checksum_failures_total",
             "Checksum mismatches in the books the connection carries.",
             |c| load(&c.book_checksum_failures),
+        ),
+        (
+            "pinfeed_connection_book_stale_deltas_total",
+            "Deltas the connection's books already covered (repeated frames), skipped.",
+            |c| load(&c.book_stale_deltas),
         ),
     ];
     for (name, help, get) in simple {

@@ -34,7 +34,8 @@
 //!
 //! Resyncs: the engine's resync requests go to the REST thread (REST-snapshot books) or to
 //! the connection's ingest thread as a resubscribe (WebSocket-snapshot books); a WebSocket
-//! book still unsynced after [`RESUBSCRIBE_TIMEOUT`] gets its connection reconnected.
+//! book still unsynced `[resync] resubscribe_timeout_ms` after its resubscribe went out gets
+//! its connection reconnected.
 //! Requests for books of a connection that is down wait for its reconnect, which brings
 //! fresh snapshots of every book of the connection.
 
@@ -65,10 +66,6 @@ use crate::clock::mono_ns;
 
 /// Most items taken from one ring before the next ring gets its turn.
 pub const BATCH: usize = 1024;
-
-/// A WebSocket-snapshot book still unsynced this long after its resubscribe gets its
-/// connection reconnected.
-pub const RESUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Housekeeping period (stale republish, resync escalation, counters).
 const HOUSEKEEPING_NS: u64 = 100_000_000;
@@ -204,7 +201,7 @@ pub struct BookThread {
     batch: Vec<IngestItem>,
     latency: Option<StageRecorder>,
     conn_stats: Vec<Arc<CachePadded<super::ConnStats>>>,
-    conn_sums: Vec<[u64; 3]>,
+    conn_sums: Vec<[u64; 4]>,
     book_resyncs: Arc<[super::stats::BookResyncs]>,
     resync_policy: ResyncConfig,
     /// Per instrument: resyncs sent since it was last synced for `reset_after_ms`.
@@ -315,7 +312,7 @@ impl BookThread {
     /// Publishes per-connection book counters (gaps, resyncs, checksum failures) into
     /// `conn_stats[c]` for connection `c`, besides the totals.
     pub fn with_conn_stats(mut self, conn_stats: Vec<Arc<CachePadded<super::ConnStats>>>) -> Self {
-        self.conn_sums = vec![[0; 3]; conn_stats.len()];
+        self.conn_sums = vec![[0; 4]; conn_stats.len()];
         self.conn_stats = conn_stats;
         self
     }
@@ -951,7 +948,10 @@ impl BookThread {
             self.republish_stale(s);
         }
         // WebSocket books that a resubscribe did not resync: reconnect their connection
-        let timeout_ns = RESUBSCRIBE_TIMEOUT.as_nanos() as u64;
+        let timeout_ns = self
+            .resync_policy
+            .resubscribe_timeout_ms
+            .saturating_mul(1_000_000);
         for i in 0..self.resubscribed_at_ns.len() {
             let Some(at) = self.resubscribed_at_ns[i] else {
                 continue;
@@ -983,7 +983,7 @@ impl BookThread {
         let (mut books, mut synced, mut snapshots, mut deltas, mut gaps, mut resyncs, mut fails) =
             (0, 0, 0, 0, 0, 0, 0);
         for sums in &mut self.conn_sums {
-            *sums = [0; 3];
+            *sums = [0; 4];
         }
         for id in self.engine.registered() {
             if !self.is_book.get(id.index()).copied().unwrap_or(false) {
@@ -1009,6 +1009,7 @@ impl BookThread {
                         sums[0] += s.gaps;
                         sums[1] += s.resyncs.iter().sum::<u64>();
                         sums[2] += s.checksum_fail;
+                        sums[3] += s.stale;
                     }
                 }
             }
@@ -1017,6 +1018,7 @@ impl BookThread {
             c.book_gaps.store(sums[0], Ordering::Relaxed);
             c.book_resyncs.store(sums[1], Ordering::Relaxed);
             c.book_checksum_failures.store(sums[2], Ordering::Relaxed);
+            c.book_stale_deltas.store(sums[3], Ordering::Relaxed);
         }
         let st = &self.stats;
         st.books.store(books, Ordering::Relaxed);

@@ -455,6 +455,34 @@ fn repeated_resyncs_back_off() {
     assert_eq!(rest.stats.resubscribes.load(Ordering::Relaxed), 2);
 }
 
+/// A resync held back by our own backoff is not a resubscribe the venue failed to answer:
+/// the resubscribe timeout must not rebuild the connection meanwhile (it did, when the book
+/// resynced and broke again between two housekeeping rounds).
+#[test]
+fn a_resync_waiting_for_backoff_does_not_trip_the_resubscribe_timeout() {
+    let policy = crate::config::ResyncConfig {
+        backoff_initial_ms: 1000,
+        resubscribe_timeout_ms: 200,
+        ..Default::default()
+    };
+    let mut r = rig_with(1024, false, policy);
+    r.send(&[IngestItem::Connected]);
+    r.send(&book_message(A, true, 10, 4));
+    r.send(&[IngestItem::Lost(A)]);
+    assert_eq!(
+        r.control.recv_timeout(Duration::from_secs(5)),
+        Ok(IngestControl::Resubscribe(A))
+    );
+    // the fresh snapshot, and at once the next loss: deferred for 1 s (plus jitter)
+    let mut items = book_message(A, true, 20, 4);
+    items.push(IngestItem::Lost(A));
+    r.send(&items);
+    let next = r.control.recv_timeout(Duration::from_secs(5));
+    assert_eq!(next, Ok(IngestControl::Resubscribe(A)), "not a reconnect");
+    let (_, _, rest) = r.finish();
+    assert_eq!(rest.stats.resyncs_deferred.load(Ordering::Relaxed), 1);
+}
+
 #[test]
 fn a_spent_resync_budget_rebuilds_the_connection() {
     let policy = crate::config::ResyncConfig {

@@ -164,6 +164,9 @@ pub struct ConnStats {
     pub book_resyncs: AtomicU64,
     /// Checksum mismatches in the books of this connection (written by the book thread).
     pub book_checksum_failures: AtomicU64,
+    /// Deltas the books of this connection already covered (a repeated frame, `u` below the
+    /// snapshot's `lastUpdateId`): skipped (written by the book thread).
+    pub book_stale_deltas: AtomicU64,
 }
 
 impl ConnStats {
@@ -189,6 +192,7 @@ impl ConnStats {
             book_gaps: AtomicU64::new(0),
             book_resyncs: AtomicU64::new(0),
             book_checksum_failures: AtomicU64::new(0),
+            book_stale_deltas: AtomicU64::new(0),
         }
     }
 
