@@ -57,7 +57,7 @@ impl Fanout {
         n
     }
 
-    fn drain_lanes(&mut self, lanes: &mut [Consumer<FanoutMsg>], max: usize) -> usize {
+    pub(super) fn drain_lanes(&mut self, lanes: &mut [Consumer<FanoutMsg>], max: usize) -> usize {
         let mut n = 0;
         for lane in lanes {
             let k = self.drain(lane, max.saturating_sub(n));
@@ -272,6 +272,8 @@ impl Fanout {
     /// A new state in the slot of `n.instrument`: the snapshot series and imbalance streams
     /// read it (the latest version, which may be newer than the notice's).
     pub(super) fn on_book(&mut self, n: &BookNotice) {
+        // before the read: the book thread's next publish sends a new notice
+        self.slots.take_notice(n.instrument, self.shard);
         let Some(instr) = self.instrs.get_mut(n.instrument.index()) else {
             self.s.counters.bad_fanout_msgs += 1;
             return;

@@ -7,11 +7,16 @@
 //! 1. `poll` for socket readiness, the [`mio::Waker`] or a timeout (below);
 //! 2. accept, read and answer clients (handshakes, subscriptions, pings, closes);
 //! 3. drain the trade lanes, then the book ring in chunks of 256 messages with the lanes
-//!    drained again after each, at most [`Tuning::batch_msgs`] messages in all (one
-//!    `read_chunk` per chunk): each message is encoded once into a scratch buffer and appended
-//!    to the send buffer of every subscribed client;
+//!    drained again after each (one `read_chunk` per chunk), as many messages as the rings
+//!    held when the turn began, at most [`Tuning::batch_msgs`]: each message is encoded once
+//!    into a scratch buffer and appended to the send buffer of every subscribed client. What
+//!    arrived during the last turn's writes goes out with this turn's writes: a fixed cap
+//!    would add turns, and with them one write per client each, exactly when the shard is
+//!    behind (a soak at 100 k frames/s and 1000 clients dropped at the fan-out ring with a cap
+//!    of 4096);
 //! 4. timers: heartbeat pings, timer snapshots, close deadlines;
-//! 5. one write per client with queued bytes, drained to `WouldBlock`;
+//! 5. one write per client with queued bytes, drained to `WouldBlock`, the trade lanes
+//!    drained again every [`LANE_CHECK_CLIENTS`] clients;
 //! 6. publish the counters.
 //!
 //! # Waking
@@ -62,6 +67,9 @@ use crate::pipeline::slot::{BookSlots, ShardRequest, SlotView};
 
 /// Ring messages handled between two looks at the trade lanes while the book ring is busy.
 pub(super) const LANE_CHECK_MSGS: usize = 256;
+/// Client writes between two looks at the trade lanes while a turn writes (a turn that
+/// writes to 1000 clients took tens of ms on 2 shared cores, long enough to fill a lane).
+pub(super) const LANE_CHECK_CLIENTS: usize = 64;
 
 /// What one fan-out shard reads.
 pub struct FanoutInputs {
@@ -107,7 +115,8 @@ pub struct Tuning {
     pub busy_poll: Duration,
     /// Poll timeout when the ring was quiet longer. Default 10 ms.
     pub idle_poll: Duration,
-    /// Ring messages handled per turn. Default 4096.
+    /// At most this many ring messages per turn (the turn takes what the rings held when it
+    /// began, up to this). Default 65,536, twice the default fan-out ring.
     pub batch_msgs: usize,
     /// Busy-poll: every turn polls with a zero timeout, so the loop never sleeps (the `spin`
     /// wait strategy, for a core of its own). Default false.
@@ -121,7 +130,7 @@ impl Default for Tuning {
             close_timeout: Duration::from_secs(5),
             busy_poll: Duration::from_millis(1),
             idle_poll: Duration::from_millis(10),
-            batch_msgs: 4096,
+            batch_msgs: 1 << 16,
             spin: false,
         }
     }
@@ -356,13 +365,14 @@ impl Server {
                 Err(e) => return Err(e),
             }
             f.on_events(&events);
-            let n = f.drain_all(&mut consumer, &mut lanes, tuning.batch_msgs);
+            let held = consumer.slots() + lanes.iter().map(Consumer::slots).sum::<usize>();
+            let n = f.drain_all(&mut consumer, &mut lanes, held.min(tuning.batch_msgs));
             more = !consumer.is_empty() || lanes.iter().any(|l| !l.is_empty());
             if n > 0 {
                 last_data = Instant::now();
             }
             f.timers(Instant::now());
-            f.flush_dirty();
+            f.flush_dirty(&mut lanes);
             f.publish(&stats);
             if let Some(rec) = &mut f.s.lat {
                 rec.tick(crate::clock::mono_ns());
@@ -377,7 +387,7 @@ impl Server {
             }
             budget = budget.saturating_sub(n);
         }
-        f.flush_dirty();
+        f.flush_dirty(&mut lanes);
         f.shutdown(&mut events);
         f.publish(&stats);
         if let Some(rec) = f.s.lat.take() {
@@ -592,10 +602,16 @@ impl Fanout {
         }
     }
 
-    /// One write per client with queued bytes; then conflation recovery and closing steps.
-    pub(super) fn flush_dirty(&mut self) {
+    /// One write per client with queued bytes (the trade lanes drained every
+    /// [`LANE_CHECK_CLIENTS`] clients); then conflation recovery and closing steps.
+    pub(super) fn flush_dirty(&mut self, lanes: &mut [Consumer<FanoutMsg>]) {
         std::mem::swap(&mut self.s.dirty, &mut self.flushing);
         for k in 0..self.flushing.len() {
+            if k % LANE_CHECK_CLIENTS == LANE_CHECK_CLIENTS - 1 {
+                // trades that came during the writes: queued now, written this turn (the
+                // clients they dirty again are flushed later in this loop or next turn)
+                self.drain_lanes(lanes, usize::MAX);
+            }
             let ci = self.flushing[k];
             let Some(c) = self.s.get(ci) else { continue };
             c.in_dirty = false;
@@ -656,7 +672,7 @@ impl Fanout {
                 _ => {}
             }
         }
-        self.flush_dirty();
+        self.flush_dirty(&mut []);
         let end = Instant::now() + self.tuning.close_timeout.min(Duration::from_secs(2));
         while self.s.live > 0 {
             let now = Instant::now();
@@ -682,10 +698,75 @@ impl Fanout {
                     self.s.mark_dirty(ci);
                 }
             }
-            self.flush_dirty();
+            self.flush_dirty(&mut []);
         }
         for ci in 0..self.s.clients.len() as u32 {
             self.remove(ci);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fanout::client::Client;
+    use crate::fanout::options::SubKind;
+    use crate::model::{Decimal, Event, Exchange, Side, Stamps, Trade};
+
+    /// Soak at 100 k frames/s and 1000 clients: the turn's writes to every client took long
+    /// enough on 2 shared cores to fill the trade lanes (2,048 slots), which dropped trades.
+    /// Trades that come while a turn writes are now taken every [`LANE_CHECK_CLIENTS`] writes
+    /// and reach their subscribers, none left behind for the next turn.
+    #[test]
+    fn trades_that_come_during_the_writes_are_taken_before_the_turn_ends() {
+        let mut instruments = Instruments::new();
+        let id = instruments.intern(Exchange::Bybit, "BTCUSDT");
+        let instruments = Arc::new(instruments);
+        let cfg = ServerConfig::default();
+        let poll = Poll::new().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let slots = Arc::new(BookSlots::new(1, 4, 1));
+        let mut f = Fanout::new(poll, listener, &cfg, Tuning::default(), instruments, slots);
+        let peers = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let clients = 2 * LANE_CHECK_CLIENTS + 3;
+        let mut held = Vec::new();
+        for ci in 0..clients as u32 {
+            let stream = std::net::TcpStream::connect(peers.local_addr().unwrap()).unwrap();
+            held.push(peers.accept().unwrap().0);
+            stream.set_nonblocking(true).unwrap();
+            let mut c = Client::new(mio::net::TcpStream::from_std(stream), 1 << 20);
+            c.phase = Phase::Open;
+            f.s.clients.push(Some(c));
+            f.s.live += 1;
+            f.subscribe(ci, id, SubKind::Trade, 0);
+            // something to write this turn
+            f.s.push_one(ci, br#"{"type":"hello"}"#, 0, 0);
+        }
+        assert_eq!(f.s.dirty.len(), clients);
+        let (mut lane_tx, lane_rx, _) = crate::pipeline::ring::<FanoutMsg>("lane", 64);
+        let trades = 10;
+        for _ in 0..trades {
+            let t = Trade {
+                instrument: id,
+                id: None,
+                price: Decimal::new(100, 0),
+                qty: Decimal::new(1, 0),
+                side: Side::Buy,
+                stamps: Stamps::default(),
+            };
+            lane_tx.push(FanoutMsg::Event(Event::Trade(t))).unwrap();
+        }
+        let sent_before = f.s.counters.messages_sent;
+        let mut lanes = vec![lane_rx];
+        f.flush_dirty(&mut lanes);
+        assert!(lanes[0].is_empty(), "the lane waited for the next turn");
+        assert_eq!(
+            f.s.counters.messages_sent - sent_before,
+            (trades * clients) as u64,
+            "every subscriber got every trade"
+        );
+        // the clients written before the lane was taken are dirty again, for the next turn
+        assert_eq!(f.s.dirty.len(), LANE_CHECK_CLIENTS - 1);
+        drop(held);
     }
 }

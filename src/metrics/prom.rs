@@ -320,7 +320,7 @@ fn book(t: &mut Text, run: &RunStats) {
         "Order books currently synced.",
         load(&b.books_synced),
     );
-    let counters: [(&'static str, &str, &AtomicU64); 15] = [
+    let counters: [(&'static str, &str, &AtomicU64); 16] = [
         (
             "pinfeed_book_snapshots_total",
             "Book snapshots applied.",
@@ -355,6 +355,11 @@ fn book(t: &mut Text, run: &RunStats) {
             "pinfeed_book_messages_dropped_total",
             "Book messages that did not fit the fan-out ring.",
             &b.book_messages_dropped,
+        ),
+        (
+            "pinfeed_book_notices_coalesced_total",
+            "Slot notices not sent: the shard still had one of the same book queued.",
+            &b.book_notices_coalesced,
         ),
         (
             "pinfeed_snapshot_requests_served_total",

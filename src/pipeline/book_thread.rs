@@ -515,7 +515,12 @@ impl BookThread {
             let mask = self.slots.deltas_wanted(id);
             for s in 0..self.shards.len() {
                 self.scratch.clear();
-                if self.shards[s].all_deltas || mask >> s & 1 == 1 {
+                let deltas = self.shards[s].all_deltas || mask >> s & 1 == 1;
+                if !deltas && !self.slots.claim_notice(id, s) {
+                    bump(&self.stats.book_notices_coalesced, 1);
+                    continue;
+                }
+                if deltas {
                     if snapshot {
                         self.snapshot_events(id, stamps);
                     } else if !self.shards[s].stale[id.index()] {
@@ -533,7 +538,9 @@ impl BookThread {
                     version,
                     stamps,
                 }));
-                self.push_book(s, id, false);
+                if !self.push_book(s, id, false) && !deltas {
+                    self.slots.unclaim_notice(id, s);
+                }
             }
         }
         self.check_invalid(id);

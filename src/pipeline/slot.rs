@@ -123,11 +123,13 @@ struct Slot {
     levels: Box<[AtomicU64]>,
 }
 
-/// What readers ask of one instrument: per shard, the depth it reads; and the mask of shards
-/// that need `book_change` deltas on their ring.
+/// What readers ask of one instrument: per shard, the depth it reads; the mask of shards
+/// that need `book_change` deltas on their ring; and the mask of shards with a notice of it
+/// queued and not yet taken (see [`BookSlots::claim_notice`]).
 struct Wants {
     depth: Box<[AtomicU32]>,
     deltas: AtomicU64,
+    notices: AtomicU64,
 }
 
 /// Every instrument's slot, shared (`Arc`) by the book thread (the only writer) and the
@@ -206,6 +208,7 @@ impl BookSlots {
                 CachePadded::new(Wants {
                     depth: (0..shards).map(|_| AtomicU32::new(0)).collect(),
                     deltas: AtomicU64::new(0),
+                    notices: AtomicU64::new(0),
                 })
             })
             .collect();
@@ -260,6 +263,39 @@ impl BookSlots {
         self.wants
             .get(id.index())
             .map_or(0, |w| w.deltas.load(Ordering::Acquire))
+    }
+
+    /// Writer side, after publishing `id`: true when a notice of `id` should go on shard
+    /// `shard`'s ring (none of its notices is queued untaken; the shard's bit is now set),
+    /// false when one is queued: the shard reads the slot when it takes that one, after this
+    /// publish (this swap and [`BookSlots::take_notice`]'s are ordered on one word), so a
+    /// second notice would only say the same. Only for a shard that takes no deltas of
+    /// `id`: deltas and their notices keep their order on the ring. A shard at or past
+    /// [`MAX_SHARDS`] always gets one.
+    #[inline]
+    pub fn claim_notice(&self, id: InstrumentId, shard: usize) -> bool {
+        let (Some(w), true) = (self.wants.get(id.index()), shard < MAX_SHARDS) else {
+            return true;
+        };
+        let bit = 1u64 << shard;
+        w.notices.fetch_or(bit, Ordering::AcqRel) & bit == 0
+    }
+
+    /// Writer side: the notice [`BookSlots::claim_notice`] allowed did not fit the ring.
+    #[inline]
+    pub fn unclaim_notice(&self, id: InstrumentId, shard: usize) {
+        if let (Some(w), true) = (self.wants.get(id.index()), shard < MAX_SHARDS) {
+            w.notices.fetch_and(!(1u64 << shard), Ordering::AcqRel);
+        }
+    }
+
+    /// Reader side: shard `shard` takes a notice of `id` off its ring, before reading the
+    /// slot; the writer's next publish sends a new notice.
+    #[inline]
+    pub fn take_notice(&self, id: InstrumentId, shard: usize) {
+        if let (Some(w), true) = (self.wants.get(id.index()), shard < MAX_SHARDS) {
+            w.notices.fetch_and(!(1u64 << shard), Ordering::AcqRel);
+        }
     }
 
     /// Writer side: the depth to copy for `id`.

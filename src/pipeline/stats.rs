@@ -293,6 +293,10 @@ pub struct BookThreadStats {
     /// Book messages that did not fit a shard's ring (the book is republished as its latest
     /// state).
     pub book_messages_dropped: AtomicU64,
+    /// Slot notices not sent because the shard had one of the same book still queued (it
+    /// reads the latest state when it takes that one): a shard behind gets one notice per
+    /// book, not one per update.
+    pub book_notices_coalesced: AtomicU64,
     /// `book_change` snapshot requests of the shards answered with a full book.
     pub snapshot_requests_served: AtomicU64,
     /// Resubscribe, reconnect and REST snapshot requests that found their channel full and
