@@ -29,6 +29,18 @@
 //! resubscribe_timeout_ms = 15000 # a resubscribe that brought no snapshot: reconnect
 //! max_levels_per_side = 20000 # a book side past this resyncs (so does a crossed book)
 //!
+//! [ingest]
+//! connect_timeout_ms = 10000     # TCP connect, TLS and WebSocket handshakes, each
+//! write_timeout_ms = 5000        # subscribe frames, keep-alives
+//! max_message_bytes = 16777216   # a larger venue message ends the connection
+//! rest_timeout_ms = 10000        # one REST snapshot request, connect to last byte
+//!
+//! [queues]
+//! ingest_slots = 8192   # events, per ingest connection (to the book thread)
+//! rest_slots = 16384    # events, REST snapshots (to the book thread)
+//! fanout_slots = 32768  # messages, book thread to each fan-out shard
+//! lane_slots = 2048     # messages, trade lane per connection and shard
+//!
 //! [cpu]
 //! ingest = [0]      # cores for ingest threads, assigned round-robin per connection
 //! book = 1          # core of the book thread
@@ -263,6 +275,10 @@ struct RawConfig {
     #[serde(default)]
     cpu: CpuConfig,
     #[serde(default)]
+    ingest: IngestConfig,
+    #[serde(default)]
+    queues: QueueConfig,
+    #[serde(default)]
     venue: Vec<VenueConfig>,
 }
 
@@ -294,8 +310,91 @@ pub struct Config {
     pub resync: ResyncConfig,
     /// The `/metrics` server's limits.
     pub metrics: MetricsConfig,
+    /// Upstream connection timeouts and limits.
+    pub ingest: IngestConfig,
+    /// Queue sizes.
+    pub queues: QueueConfig,
     /// Upstream connections.
     pub connections: Vec<Connection>,
+}
+
+/// `[ingest]`: timeouts and limits of every upstream connection (WebSocket and REST).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// TCP connect, TLS and WebSocket handshakes, each, ms. Default 10000.
+    pub connect_timeout_ms: u64,
+    /// Write timeout (subscribe frames, keep-alives), ms. Default 5000.
+    pub write_timeout_ms: u64,
+    /// Largest venue WebSocket message (and frame), bytes; a larger one ends the connection
+    /// (counted as a connection end, then reconnect and resync). Default 16 MiB (OKX's
+    /// 400-level snapshots are 25 KB).
+    pub max_message_bytes: usize,
+    /// One REST snapshot request, connect to last byte, ms; a timeout is retried with
+    /// backoff. Default 10000.
+    pub rest_timeout_ms: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        let d = crate::ingest::ws::ConnectOptions::default();
+        IngestConfig {
+            connect_timeout_ms: d.connect_timeout.as_millis() as u64,
+            write_timeout_ms: d.write_timeout.as_millis() as u64,
+            max_message_bytes: d.max_message_bytes,
+            rest_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl IngestConfig {
+    /// As the WebSocket connection's options (the read timeout is the ingest loop's own).
+    pub fn connect_options(&self) -> crate::ingest::ws::ConnectOptions {
+        crate::ingest::ws::ConnectOptions {
+            connect_timeout: std::time::Duration::from_millis(self.connect_timeout_ms),
+            write_timeout: std::time::Duration::from_millis(self.write_timeout_ms),
+            max_message_bytes: self.max_message_bytes,
+            ..crate::ingest::ws::ConnectOptions::default()
+        }
+    }
+
+    /// The REST request timeout.
+    pub fn rest_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.rest_timeout_ms)
+    }
+}
+
+/// `[queues]`: slots of the lock-free rings between the threads. A full ring drops and counts
+/// (`pinfeed_queue_dropped_total{queue}`), never blocks: a dropped book message marks that
+/// book stale and it is republished whole from its latest state; a dropped trade is lost to
+/// the shard's clients (counted per lane; clients cannot see it, so size lanes for the
+/// longest stall of a shard).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Each ingest connection's ring to the book thread, events. Default 8192 (1.2 MiB at
+    /// 152-byte events; at 200k frames/s over 8 connections `pinfeed bench` saw at most
+    /// 1,176 in use).
+    pub ingest_slots: usize,
+    /// The REST snapshots' ring to the book thread, events. Default 16384.
+    pub rest_slots: usize,
+    /// The book thread's ring to each fan-out shard, messages (at least 4096: a
+    /// `book_change` snapshot goes on it whole). Default 32768.
+    pub fanout_slots: usize,
+    /// Each trade lane (one per connection and shard: trades, liquidations, tickers),
+    /// messages. Default 2048: a small share of a feed, drained first and during writes.
+    pub lane_slots: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            ingest_slots: 1 << 13,
+            rest_slots: 1 << 14,
+            fanout_slots: 1 << 15,
+            lane_slots: 1 << 11,
+        }
+    }
 }
 
 /// `[metrics]`: limits of the `/metrics` HTTP server (its address is `--metrics-listen`).
@@ -398,6 +497,8 @@ impl Default for Config {
             resync: ResyncConfig::default(),
             metrics: MetricsConfig::default(),
             cpu: CpuConfig::default(),
+            ingest: IngestConfig::default(),
+            queues: QueueConfig::default(),
             venue: venues
                 .iter()
                 .map(|(feed, symbols)| VenueConfig {
@@ -502,6 +603,32 @@ impl Config {
                  at least 64"
                     .into(),
             ));
+        }
+        let g = &raw.ingest;
+        if g.connect_timeout_ms == 0
+            || g.write_timeout_ms == 0
+            || g.rest_timeout_ms == 0
+            || g.max_message_bytes < 1024
+        {
+            return Err(invalid(
+                "ingest".into(),
+                "timeouts must be positive, max_message_bytes at least 1024".into(),
+            ));
+        }
+        let q = &raw.queues;
+        // a whole book goes on the fan-out ring at once (a snapshot for `book_change`)
+        for (name, slots, min) in [
+            ("ingest_slots", q.ingest_slots, 16),
+            ("rest_slots", q.rest_slots, 16),
+            ("fanout_slots", q.fanout_slots, 4096),
+            ("lane_slots", q.lane_slots, 16),
+        ] {
+            if !(min..=1 << 24).contains(&slots) {
+                return Err(invalid(
+                    format!("queues.{name}"),
+                    format!("must be {min} to 16777216 slots"),
+                ));
+            }
         }
         if raw.cpu.ingest.is_empty() {
             return Err(invalid(
@@ -609,6 +736,8 @@ impl Config {
             cpu: raw.cpu,
             resync: raw.resync,
             metrics: raw.metrics,
+            ingest: raw.ingest,
+            queues: raw.queues,
             connections,
         })
     }
@@ -683,6 +812,40 @@ mod tests {
             ("[server]\nslot_depth = 0\n", "server.slot_depth"),
             ("[server]\nslot_depth = 1001\n", "server.slot_depth"),
             ("[cpu]\nfanout = []\n", "cpu.fanout"),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(field), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn ingest_limits_and_queue_sizes_parse() {
+        const VENUE: &str = "[[venue]]\nfeed = \"okx\"\nsymbols = [\"BTC-USDT\"]\n";
+        let parse = |text: &str| Config::parse(&format!("{text}{VENUE}"));
+        let d = parse("").unwrap();
+        assert_eq!(d.ingest, IngestConfig::default());
+        assert_eq!(d.ingest.max_message_bytes, 16 << 20);
+        assert_eq!(d.queues, QueueConfig::default());
+        let c = parse(
+            "[ingest]\nmax_message_bytes = 65536\nrest_timeout_ms = 2500\n\
+             [queues]\nlane_slots = 8192\nfanout_slots = 4096\n",
+        )
+        .unwrap();
+        let o = c.ingest.connect_options();
+        assert_eq!(o.max_message_bytes, 65536);
+        assert_eq!(o.connect_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(
+            c.ingest.rest_timeout(),
+            std::time::Duration::from_millis(2500)
+        );
+        assert_eq!((c.queues.lane_slots, c.queues.fanout_slots), (8192, 4096));
+        assert_eq!(c.queues.ingest_slots, 8192);
+        for (text, field) in [
+            ("[ingest]\nrest_timeout_ms = 0\n", "ingest"),
+            ("[ingest]\nmax_message_bytes = 10\n", "ingest"),
+            ("[ingest]\nbogus = 1\n", "bogus"),
+            ("[queues]\nfanout_slots = 100\n", "queues.fanout_slots"),
+            ("[queues]\nlane_slots = 0\n", "queues.lane_slots"),
         ] {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(field), "{text}: {e}");

@@ -27,7 +27,7 @@ use crate::fanout::{
     FanoutInputs, FanoutMsg, Server, ShardStats, SnapshotRequests, StopHandle, Tuning,
 };
 use crate::ingest::rest::{RestClient, RestConnection, RestWorker};
-use crate::ingest::{ConnectOptions, Ingest, IngestItem, TradeLanes, tls};
+use crate::ingest::{Ingest, IngestItem, TradeLanes, tls};
 use crate::metrics::{
     Exporter, ExporterError, ExporterHandle, Latency, LatencyConfig, LatencySnapshot,
     MetricsServer, Sources, Stage,
@@ -86,21 +86,8 @@ pub enum RunError {
 /// Sizes and hooks of a run. [`RunOptions::default`] is what `pinfeed run` uses.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
-    /// Slots of each ingest ring (events). Default 8,192 (1.2 MiB at 152-byte events; at
-    /// 200k frames/s over 8 connections `pinfeed bench` saw at most 1,176 in use).
-    pub ingest_ring_slots: usize,
-    /// Slots of the REST ring (events). Default 16,384.
-    pub rest_ring_slots: usize,
-    /// Slots of each fan-out shard's ring from the book thread (messages). Default 32,768.
-    pub fanout_ring_slots: usize,
-    /// Slots of each trade lane (one per connection and shard; messages). Default 2,048:
-    /// trades, liquidations and tickers are a small share of a feed, and the fan-out drains
-    /// lanes first.
-    pub lane_ring_slots: usize,
     /// Status line period; `None`: no periodic line. Default 10 s.
     pub status_interval: Option<Duration>,
-    /// Connection timeouts.
-    pub connect: ConnectOptions,
     /// Test hook: do not start the fan-out server; hand its rings to the caller
     /// ([`RunHandle::fanout`]); the book thread publishes every delta to them.
     pub external_fanout: bool,
@@ -119,12 +106,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            ingest_ring_slots: 1 << 13,
-            rest_ring_slots: 1 << 14,
-            fanout_ring_slots: 1 << 15,
-            lane_ring_slots: 1 << 11,
             status_interval: Some(Duration::from_secs(10)),
-            connect: ConnectOptions::default(),
             external_fanout: false,
             latency: LatencyConfig::default(),
             metrics_listen: None,
@@ -345,7 +327,7 @@ struct Queues {
     slots: Arc<BookSlots>,
 }
 
-/// Builds every queue of a run with the sizes of `options` (one shard per `cpu.fanout` core;
+/// Builds every queue of a run with the sizes of `[queues]` (one shard per `cpu.fanout` core;
 /// one with an external fan-out).
 fn build_queues(config: &Config, options: &RunOptions, instruments: usize) -> Queues {
     let shards = if options.external_fanout {
@@ -368,7 +350,7 @@ fn build_queues(config: &Config, options: &RunOptions, instruments: usize) -> Qu
     for (c, conn) in config.connections.iter().enumerate() {
         let (tx, rx, q) = ring::<IngestItem>(
             format!("ingest-{c}-{}", conn.feed.name()),
-            options.ingest_ring_slots,
+            config.queues.ingest_slots,
         );
         stats.queues.push(q);
         ingest_rings.push(tx);
@@ -380,7 +362,7 @@ fn build_queues(config: &Config, options: &RunOptions, instruments: usize) -> Qu
         for (s, lane) in lanes.iter_mut().enumerate() {
             let (tx, rx, q) = ring::<FanoutMsg>(
                 format!("lane-{c}-{}{}", conn.feed.name(), suffix(s)),
-                options.lane_ring_slots,
+                config.queues.lane_slots,
             );
             stats.queues.push(q);
             producers.push(tx);
@@ -388,14 +370,14 @@ fn build_queues(config: &Config, options: &RunOptions, instruments: usize) -> Qu
         }
         lane_producers.push(producers);
     }
-    let (rest_tx, rest_rx, rest_q) = ring::<IngestItem>("rest", options.rest_ring_slots);
+    let (rest_tx, rest_rx, rest_q) = ring::<IngestItem>("rest", config.queues.rest_slots);
     stats.queues.push(rest_q);
     inputs.push(Input::new(rest_rx, None));
     let mut shard_outs = Vec::with_capacity(shards);
     let mut shard_inputs = Vec::with_capacity(shards);
     for s in 0..shards {
         let (tx, rx, q) =
-            ring::<FanoutMsg>(format!("fanout{}", suffix(s)), options.fanout_ring_slots);
+            ring::<FanoutMsg>(format!("fanout{}", suffix(s)), config.queues.fanout_slots);
         stats.queues.push(q);
         // at most one snapshot request per instrument is outstanding per shard (twice for a
         // race with an invalidation), refreshes come with new series: this ring does not fill
@@ -540,7 +522,7 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
         rest_connections.push(RestConnection {
             feed: conn.feed,
             plan: plans[i].clone(),
-            client: RestClient::new(&roots, Duration::from_secs(10)),
+            client: RestClient::new(&roots, config.ingest.rest_timeout()),
         });
     }
 
@@ -727,7 +709,7 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
             plan: plans[c].clone(),
             instruments: instruments.clone(),
             tls: tls_configs[c].clone(),
-            options: options.connect,
+            options: config.ingest.connect_options(),
             ring,
             lanes: Some(TradeLanes::new(
                 lane_rings,

@@ -54,6 +54,8 @@ struct Case {
     metric: Option<(&'static str, &'static [(&'static str, &'static str)])>,
     /// Extra lines for the affected `[[venue]]`.
     venue_extra: &'static str,
+    /// Extra sections for the engine's config (before the venues).
+    engine_extra: &'static str,
 }
 
 /// What one client saw: messages with their arrival time.
@@ -117,8 +119,9 @@ fn options(feed: Feed, types: &[&str], extra: &Value) -> Value {
     )
 }
 
-/// The simulator's config with only the `keep` feeds, `extra` added to `feed`'s block.
-fn config(sim: &Simulator, keep: &[Feed], feed: Feed, extra: &str) -> Config {
+/// The simulator's config with only the `keep` feeds, `extra` added to `feed`'s block and
+/// `engine_extra` before the venues.
+fn config(sim: &Simulator, keep: &[Feed], feed: Feed, extra: &str, engine_extra: &str) -> Config {
     let text = sim.config_toml(None);
     let mut parts = text.split("\n[[venue]]\n");
     let head = parts
@@ -126,6 +129,8 @@ fn config(sim: &Simulator, keep: &[Feed], feed: Feed, extra: &str) -> Config {
         .unwrap()
         .replace("[server]\n", "[server]\nlisten = \"127.0.0.1:0\"\n");
     let mut out = head;
+    out.push('\n');
+    out.push_str(engine_extra);
     for block in parts {
         let name = block
             .lines()
@@ -228,7 +233,13 @@ fn run_case(case: Case) {
         ..SimOptions::default()
     })
     .unwrap();
-    let config = config(&sim, &[case.feed, CANARY], case.feed, case.venue_extra);
+    let config = config(
+        &sim,
+        &[case.feed, CANARY],
+        case.feed,
+        case.venue_extra,
+        case.engine_extra,
+    );
     let handle = start(
         &config,
         RunOptions {
@@ -419,6 +430,7 @@ fn gap() {
             &[("exchange", "binance-futures"), ("reason", "gap")],
         )),
         venue_extra: "",
+        engine_extra: "",
     });
 }
 
@@ -433,6 +445,7 @@ fn checksum() {
             &[("reason", "checksum_mismatch")],
         )),
         venue_extra: "",
+        engine_extra: "",
     });
 }
 
@@ -444,13 +457,16 @@ fn garbage() {
         breaks_books: true,
         metric: Some(("pinfeed_parse_errors_total", &[("feed", "deribit")])),
         venue_extra: "",
+        engine_extra: "",
     });
 }
 
 #[test]
 fn oversized() {
     run_case(Case {
-        fault: "oversized:feed=bybit-linear,at=2",
+        // 2 MiB against a limit lowered to 1 MiB ([ingest] max_message_bytes): the limit is
+        // the config's
+        fault: "oversized:feed=bybit-linear,at=2,bytes=2097152",
         feed: Feed::BybitLinear,
         breaks_books: true,
         metric: Some((
@@ -458,6 +474,7 @@ fn oversized() {
             &[("feed", "bybit-linear"), ("cause", "message_too_big")],
         )),
         venue_extra: "",
+        engine_extra: "[ingest]\nmax_message_bytes = 1048576\n",
     });
 }
 
@@ -472,6 +489,7 @@ fn stall() {
             &[("feed", "bybit-linear"), ("cause", "silence_timeout")],
         )),
         venue_extra: "silence_timeout_ms = 1500",
+        engine_extra: "",
     });
 }
 
@@ -486,6 +504,7 @@ fn disconnect() {
             &[("feed", "deribit"), ("cause", "reset")],
         )),
         venue_extra: "",
+        engine_extra: "",
     });
 }
 
@@ -500,6 +519,7 @@ fn close() {
             &[("feed", "binance-futures"), ("cause", "venue_close")],
         )),
         venue_extra: "",
+        engine_extra: "",
     });
 }
 
@@ -511,6 +531,7 @@ fn rest_429() {
         breaks_books: false,
         metric: Some(("pinfeed_rest_rate_limited_total", &[])),
         venue_extra: "",
+        engine_extra: "",
     });
 }
 
@@ -522,6 +543,7 @@ fn rest_timeout() {
         breaks_books: false,
         metric: Some(("pinfeed_rest_failures_total", &[])),
         venue_extra: "",
+        engine_extra: "",
     });
 }
 
@@ -536,6 +558,7 @@ fn dup() {
             &[("feed", "binance-futures")],
         )),
         venue_extra: "",
+        engine_extra: "",
     });
 }
 
@@ -550,6 +573,7 @@ fn reorder() {
             &[("exchange", "okex-swap"), ("reason", "gap")],
         )),
         venue_extra: "",
+        engine_extra: "",
     });
 }
 
@@ -561,6 +585,7 @@ fn no_pong() {
         breaks_books: false,
         metric: None,
         venue_extra: "",
+        engine_extra: "",
     });
 }
 
@@ -572,5 +597,6 @@ fn slow() {
         breaks_books: false,
         metric: None,
         venue_extra: "",
+        engine_extra: "",
     });
 }
