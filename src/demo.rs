@@ -141,19 +141,13 @@ fn status_line(h: &RunHandle, a: &Sample, b: &Sample, dt: Duration) -> String {
 /// A [`DemoError`] when the simulator or the engine cannot start (e.g. port 9100 in use).
 pub fn run(opts: &DemoOptions, stop: &Receiver<()>) -> Result<DemoTotals, DemoError> {
     let sim = Simulator::start(SimOptions {
-        recordings: Vec::new(),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        tls: false,
-        speed: 1.0,
-        looped: false,
-        ca_key: None,
         synthetic: Some(SyntheticOptions {
             rate_per_s: opts.rate_per_s,
             burst: opts.burst,
             seed: opts.seed,
             ..SyntheticOptions::default()
         }),
-        faults: Vec::new(),
+        ..SimOptions::default()
     })?;
     let mut cfg = Config::parse(&sim.config_toml(None))?;
     cfg.server.listen = opts.listen;

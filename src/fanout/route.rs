@@ -278,12 +278,15 @@ impl Fanout {
             self.s.counters.bad_fanout_msgs += 1;
             return;
         };
-        if n.version <= instr.seen_version {
-            // an earlier read already took a later state
+        // the slot's version, not the notice's: a notice means "read the latest", and it
+        // may stand for later versions coalesced into it after an earlier read took its own
+        let latest = self.slots.version(n.instrument);
+        if latest <= instr.seen_version {
+            // an earlier read already took this state
             return;
         }
         if instr.snaps.is_empty() && instr.imbs.is_empty() {
-            instr.seen_version = n.version;
+            instr.seen_version = latest;
             instr.synced = true;
             return;
         }

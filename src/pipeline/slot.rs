@@ -422,6 +422,16 @@ impl BookSlots {
         }
     }
 
+    /// Reader side: the latest version of `id` (0: never published, or out of range). One
+    /// load, no copy: taken before a full [`BookSlots::read`] to skip one that would bring
+    /// nothing new. A write in progress may show its new version (the read then waits for it).
+    #[inline]
+    pub fn version(&self, id: InstrumentId) -> u64 {
+        self.slots
+            .get(id.index())
+            .map_or(0, |s| s.header[0].load(Ordering::Acquire))
+    }
+
     /// Reader side: only the header of `id` (version, synced, stamps).
     pub fn header(&self, id: InstrumentId) -> SlotHeader {
         let mut view = SlotView::default();

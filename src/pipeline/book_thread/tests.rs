@@ -1,4 +1,4 @@
-//! Unit tests of `book_thread.rs`.
+//! Unit tests of the book thread (`mod.rs`, `resync.rs`).
 
 use super::*;
 use crate::model::{Decimal, Sequence, Side, Trade};
@@ -637,6 +637,33 @@ fn a_shard_behind_gets_one_notice_per_book_not_one_per_update() {
     let (_, rest_msgs, rest) = r.finish();
     assert!(rest_msgs.is_empty(), "{rest_msgs:?}");
     assert_eq!(rest.out_stats.dropped(), 0);
+}
+
+/// A notice still queued when its book lost sync comes before the `BookInvalid`: the fresh
+/// snapshot after the resync gets a notice of its own after it. (Coalesced into the queued
+/// one, the shard read the fresh state, then the `BookInvalid`, and served the book as
+/// invalid until its next update: e2e's two-shard test saw a stale snapshot.)
+#[test]
+fn the_state_after_a_book_invalid_is_notified_after_it() {
+    let mut r = rig_wanting();
+    r.slots.want_depth(A, 0, 2);
+    r.send(&[IngestItem::Connected]);
+    r.send(&book_message(A, true, 10, 6));
+    r.send(&[IngestItem::Lost(A)]);
+    r.send(&book_message(A, true, 20, 6));
+    // nothing taken until the fresh snapshot is applied
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while r.slots.header(A).update_id != 20 {
+        assert!(std::time::Instant::now() < until, "snapshot not applied");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let msgs = r.take_until(|m| notices(m) == 2);
+    assert_eq!(
+        kinds_with_notices(&msgs),
+        ["notice0", "invalid0", "notice0"]
+    );
+    let (_, rest_msgs, _) = r.finish();
+    assert!(rest_msgs.is_empty(), "{rest_msgs:?}");
 }
 
 /// A resync request that finds the ingest thread's control channel full is counted and asked

@@ -7,8 +7,9 @@
 //! - `Upgrade: websocket` on a venue path ([`Catalog::route_ws`]: Binance `/stream?streams=`
 //!   and `/ws/<stream>`, Bybit `/v5/public/{linear,spot,inverse}`, OKX `/ws/v5/public`,
 //!   Deribit `/ws/api/v2`, each optionally behind `/<feed name>`) becomes a
-//!   [`Session`]: the recorded frames of the subscribed topics, paced as recorded (or
-//!   `speed` times faster, 0 = at once), and the venue's replies to subscribes and pings.
+//!   [`Session`](crate::sim::session::Session): the recorded frames of the subscribed
+//!   topics, paced as recorded (or `speed` times faster, 0 = at once), and the venue's
+//!   replies to subscribes and pings.
 //!   WebSocket pings are answered by tungstenite. An unknown path gets 404.
 //! - Any other GET is answered from the recorded REST bodies (same path, same
 //!   `symbol`/`instId`), else 404; a venue WebSocket path without the upgrade gets 426.
@@ -34,6 +35,8 @@
 //! request heads 400 (431 when too large), other methods 405, unknown paths 404, TLS
 //! handshake failures close the connection, client frames a venue would reject get the
 //! venue's error reply.
+//!
+//! `rest.rs` answers the plain GETs; `ws.rs` runs the WebSocket sessions.
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
@@ -43,22 +46,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tungstenite::error::ProtocolError;
-use tungstenite::handshake::derive_accept_key;
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tungstenite::{Message, Utf8Bytes, WebSocket};
+mod rest;
+mod ws;
 
 use crate::sim::catalog::{Catalog, CatalogError, channel_names};
-use crate::sim::fault::{
-    ConnFaults, FaultLog, FaultSpec, RestFailure, Turn, before_turn, is_book_delta,
-};
-use crate::sim::http::{self, HeadError, Request};
+use crate::sim::fault::{FaultLog, FaultSpec};
+use crate::sim::http::{self, HeadError};
 use crate::sim::recording::Recording;
-use crate::sim::session::{Next, Session, SessionCounters};
-use crate::sim::synthetic::{
-    SynthSession, Synthetic, SyntheticError, SyntheticOptions, SyntheticStats, run_ws,
-};
+use crate::sim::synthetic::{Synthetic, SyntheticError, SyntheticOptions, SyntheticStats};
 use crate::sim::tls::{self, Stream, TlsError, TlsMaterial};
 use crate::venue::{Channels, Feed};
 
@@ -697,10 +692,10 @@ fn serve_conn(shared: &Shared, tcp: TcpStream, id: u64) {
             }
         };
         if req.is_websocket() {
-            serve_ws(shared, stream, &req, buf, id);
+            ws::serve_ws(shared, stream, &req, buf, id);
             return;
         }
-        if !serve_http(shared, &mut stream, &req) {
+        if !rest::serve_http(shared, &mut stream, &req) {
             break;
         }
         deadline = Instant::now() + KEEP_ALIVE_TIMEOUT;
@@ -711,359 +706,4 @@ fn serve_conn(shared: &Shared, tcp: TcpStream, id: u64) {
 fn respond(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
     stream.write_all(bytes)?;
     stream.flush()
-}
-
-/// Answers one plain HTTP request; returns whether the connection stays open.
-fn serve_http(shared: &Shared, stream: &mut Stream, req: &Request) -> bool {
-    let stats = &shared.stats;
-    let keep = req.keep_alive();
-    let head_only = req.method == "HEAD";
-    if req.method != "GET" && !head_only {
-        count(&stats.bad_requests);
-        let _ = respond(
-            stream,
-            &http::error_response(405, "only GET is served", false),
-        );
-        return false;
-    }
-    if req.path.ends_with("/depth") {
-        if let Some((failure, secs)) = shared
-            .fault_log
-            .rest_failure(rest_feed(&req.path), &req.path)
-        {
-            match failure {
-                RestFailure::Status(status) => {
-                    let mut r = http::error_response(status, "fault injected", false);
-                    if status == 429 {
-                        // RFC 9110 section 10.2.3; Binance sends it with its 429s
-                        let at = r.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0);
-                        r.splice(at..at, b"\r\nRetry-After: 1".iter().copied());
-                    }
-                    let _ = respond(stream, &r);
-                }
-                RestFailure::Timeout => {
-                    let until = Instant::now() + secs;
-                    while Instant::now() < until && !shared.stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                }
-            }
-            return false;
-        }
-    }
-    let synthetic = shared
-        .synthetic
-        .as_ref()
-        .and_then(|s| s.http_body(&req.path, &req.query));
-    let response = if let Some(body) = synthetic {
-        count(&stats.http_ok);
-        http::response(200, "application/json", &body, keep, head_only)
-    } else if let Some(entry) = shared.catalog.http_body(&req.path, &req.query) {
-        count(&stats.http_ok);
-        http::response(200, "application/json", &entry.body, keep, head_only)
-    } else if shared.catalog.route_ws(&req.path, &req.query).is_some() {
-        count(&stats.bad_requests);
-        http::error_response(426, "this is a WebSocket endpoint: send an upgrade", keep)
-    } else {
-        count(&stats.http_not_found);
-        let msg = format!("{} was not recorded", req.path);
-        http::error_response(404, &msg, keep)
-    };
-    respond(stream, &response).is_ok() && keep
-}
-
-/// The Binance feed whose REST depth snapshots are served at `path`.
-fn rest_feed(path: &str) -> Option<Feed> {
-    if path.starts_with("/fapi/") {
-        Some(Feed::BinanceFutures)
-    } else if path.starts_with("/dapi/") {
-        Some(Feed::BinanceDelivery)
-    } else if path.starts_with("/api/") {
-        Some(Feed::BinanceSpot)
-    } else {
-        None
-    }
-}
-
-/// Completes a WebSocket handshake on a venue path and runs the session.
-fn serve_ws(shared: &Shared, mut stream: Stream, req: &Request, leftover: Vec<u8>, id: u64) {
-    let stats = &shared.stats;
-    let Some((feed_idx, raw)) = shared.catalog.route_ws(&req.path, &req.query) else {
-        count(&stats.ws_rejected);
-        let msg = format!("no venue WebSocket at {}", req.path);
-        let _ = respond(&mut stream, &http::error_response(404, &msg, false));
-        stream.shutdown();
-        return;
-    };
-    let key = req.header("sec-websocket-key").filter(|k| !k.is_empty());
-    let valid = req.method == "GET"
-        && req.header_has("connection", "upgrade")
-        && req.header("sec-websocket-version") == Some("13");
-    let (Some(key), true) = (key, valid) else {
-        count(&stats.bad_requests);
-        let _ = respond(
-            &mut stream,
-            &http::error_response(400, "malformed WebSocket upgrade", false),
-        );
-        stream.shutdown();
-        return;
-    };
-    let accept = derive_accept_key(key.as_bytes());
-    let response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-    );
-    if respond(&mut stream, response.as_bytes()).is_err() {
-        count(&stats.io_errors);
-        return;
-    }
-    if stream.tcp().set_nonblocking(true).is_err() {
-        count(&stats.io_errors);
-        return;
-    }
-    count(&stats.ws_sessions);
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_CLIENT_MESSAGE_BYTES))
-        .max_frame_size(Some(MAX_CLIENT_MESSAGE_BYTES))
-        .max_write_buffer_size(64 << 20);
-    let mut ws = WebSocket::from_partially_read(stream, leftover, Role::Server, Some(config));
-    let cat = &shared.catalog.feeds[feed_idx];
-    let mut faults = ConnFaults::new(&shared.faults, cat.feed, id);
-    let mut session = Session::new(
-        cat,
-        raw,
-        &req.path,
-        &req.query,
-        format!("pinfeed-sim-{id}"),
-        Instant::now(),
-    );
-    match &shared.synthetic {
-        Some(syn) => {
-            let mut flow = SynthSession::new(syn, feed_idx, raw);
-            let c = run_ws(
-                &shared.stop,
-                &mut ws,
-                &mut session,
-                &mut flow,
-                faults.as_mut().map(|f| (f, &shared.fault_log)),
-            );
-            stats
-                .binary_frames
-                .fetch_add(c.binary_frames, Ordering::Relaxed);
-            if c.dropped {
-                count(&stats.dropped_clients);
-            }
-        }
-        None => ws_loop(
-            shared,
-            &mut ws,
-            &mut session,
-            faults.as_mut().map(|f| (f, &shared.fault_log)),
-        ),
-    }
-    let SessionCounters {
-        subscribe_requests,
-        pings,
-        invalid_requests,
-        catch_up_frames,
-        heartbeats,
-    } = session.counters;
-    let add = |c: &AtomicU64, n: u64| c.fetch_add(n, Ordering::Relaxed);
-    add(&stats.subscribe_requests, subscribe_requests);
-    add(&stats.pings, pings);
-    add(&stats.invalid_requests, invalid_requests);
-    add(&stats.catch_up_frames, catch_up_frames);
-    add(&stats.heartbeats, heartbeats);
-    let stream = ws.get_mut();
-    let _ = stream.tcp().set_nonblocking(false);
-    stream.shutdown();
-}
-
-fn would_block(e: &tungstenite::Error) -> bool {
-    matches!(e, tungstenite::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock)
-}
-
-/// The WebSocket loop of one session, on a non-blocking socket: read client frames until
-/// `WouldBlock`, send what is due, flush, sleep until the next frame is due (at most
-/// [`IDLE_POLL`]). A write that would block keeps its frame queued in tungstenite and pauses
-/// the data until the client reads again.
-fn ws_loop(
-    shared: &Shared,
-    ws: &mut WebSocket<Stream>,
-    s: &mut Session<'_>,
-    mut faults: Option<(&mut ConnFaults, &FaultLog)>,
-) {
-    let stats = &shared.stats;
-    let mut pending = false;
-    let mut closing: Option<Instant> = None;
-    let mut blocked_since: Option<Instant> = None;
-    let mut pass_counted = false;
-    loop {
-        let now = Instant::now();
-        if closing.is_none() && shared.stop.load(Ordering::Relaxed) {
-            closing = Some(now);
-            let frame = CloseFrame {
-                code: CloseCode::Away,
-                reason: "simulator stopping".into(),
-            };
-            if let Err(e) = ws.close(Some(frame)) {
-                if !would_block(&e) {
-                    return;
-                }
-            }
-        }
-        if let Some((f, log)) = faults.as_mut() {
-            match before_turn(f, log, ws, now, &mut closing) {
-                Turn::Go => {}
-                Turn::Skip => continue,
-                Turn::End => return,
-            }
-        }
-        let reads_paused = faults.as_ref().is_some_and(|(f, _)| f.reads_paused(now));
-        loop {
-            if reads_paused {
-                break;
-            }
-            match ws.read() {
-                Ok(Message::Text(text)) => {
-                    if closing.is_some() {
-                        continue;
-                    }
-                    for out in s.on_text(text.as_str(), now) {
-                        match ws.write(Message::Text(out)) {
-                            Ok(()) => {}
-                            Err(e) if would_block(&e) => pending = true,
-                            Err(_) => return,
-                        }
-                    }
-                }
-                Ok(Message::Binary(_)) => count(&stats.binary_frames),
-                Ok(_) => {}
-                Err(e) if would_block(&e) => break,
-                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-                    return;
-                }
-                Err(tungstenite::Error::Io(_))
-                | Err(tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
-                    return;
-                }
-                Err(_) => {
-                    // protocol violations, oversized messages, invalid UTF-8
-                    count(&stats.dropped_clients);
-                    return;
-                }
-            }
-        }
-        if let Some(since) = closing {
-            match ws.flush() {
-                Err(e) if !would_block(&e) => return,
-                _ => {}
-            }
-            if now.duration_since(since) > CLOSE_GRACE {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-            continue;
-        }
-        if let Some(hb) = s.heartbeat_due(now) {
-            match ws.write(Message::Text(hb)) {
-                Ok(()) => {}
-                Err(e) if would_block(&e) => pending = true,
-                Err(_) => return,
-            }
-        }
-        let mut wake = now + IDLE_POLL;
-        let may_send = match faults.as_mut() {
-            Some((f, _)) => f.may_send(now),
-            None => true,
-        };
-        if !pending && may_send {
-            let mut bytes = 0usize;
-            loop {
-                match s.poll(now, shared.speed) {
-                    Next::Frame(f) => {
-                        bytes += f.len();
-                        count(&stats.frames_sent);
-                        let (mut blocked, mut failed) = (false, false);
-                        let mut write = |f: Utf8Bytes| match ws.write(Message::Text(f)) {
-                            Ok(()) => {}
-                            // queued; the flush below finds the socket full
-                            Err(e) if would_block(&e) => blocked = true,
-                            Err(_) => failed = true,
-                        };
-                        match faults.as_mut() {
-                            Some((fs, log)) => {
-                                let delta = is_book_delta(s.feed(), f.as_str());
-                                fs.on_frame(f, delta, log, &mut write);
-                            }
-                            None => write(f),
-                        }
-                        if failed {
-                            return;
-                        }
-                        if blocked {
-                            break;
-                        }
-                        if bytes >= BATCH_BYTES {
-                            wake = now;
-                            break;
-                        }
-                    }
-                    Next::Wait(t) => {
-                        wake = wake.min(t);
-                        break;
-                    }
-                    Next::Idle => break,
-                    Next::PassDone => {
-                        if !pass_counted {
-                            pass_counted = true;
-                            count(&stats.passes);
-                            if shared.looped {
-                                closing = Some(now);
-                                let frame = CloseFrame {
-                                    code: CloseCode::Normal,
-                                    reason: "end of recording pass".into(),
-                                };
-                                if let Err(e) = ws.close(Some(frame)) {
-                                    if !would_block(&e) {
-                                        return;
-                                    }
-                                }
-                            }
-                        }
-                        break;
-                    }
-                }
-            }
-        }
-        if let Some(h) = faults.as_mut().and_then(|(f, _)| f.take_held()) {
-            match ws.write(Message::Text(h)) {
-                Ok(()) => {}
-                Err(e) if would_block(&e) => {}
-                Err(_) => return,
-            }
-        }
-        match ws.flush() {
-            Ok(()) => {
-                pending = false;
-                blocked_since = None;
-            }
-            Err(e) if would_block(&e) => pending = true,
-            Err(_) => return,
-        }
-        if pending {
-            let since = *blocked_since.get_or_insert(now);
-            if now.duration_since(since) > STALL_LIMIT {
-                count(&stats.dropped_clients);
-                return;
-            }
-            wake = now + Duration::from_millis(1);
-        }
-        if let Some(h) = s.next_heartbeat() {
-            wake = wake.min(h);
-        }
-        let after = Instant::now();
-        if wake > after {
-            std::thread::sleep((wake - after).min(IDLE_POLL));
-        }
-    }
 }

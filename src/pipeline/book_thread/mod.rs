@@ -6,7 +6,9 @@
 //! applied book message it writes the book's state into the instrument's latest-state slot
 //! ([`BookSlots`]: best levels, update id, sync status, stamps) and publishes to each fan-out
 //! shard's ring ([`ShardOut`]):
-//! - a [`FanoutMsg::Book`] notice of the slot version, for snapshots, quotes and imbalance;
+//! - a [`FanoutMsg::Book`] notice of the slot version, for snapshots, quotes and imbalance
+//!   (when the shard takes no deltas of the book, only while it has none of the book queued:
+//!   [`BookSlots::claim_notice`]);
 //! - before it, only when the shard has `book_change` subscribers of the instrument
 //!   ([`BookSlots::want_deltas`]): applied deltas as their `BookBegin`/`Level`/`BookEnd`
 //!   events, applied snapshots as the engine's whole book after the snapshot (so deltas the
@@ -38,6 +40,8 @@
 //! its connection reconnected.
 //! Requests for books of a connection that is down wait for its reconnect, which brings
 //! fresh snapshots of every book of the connection.
+
+mod resync;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -289,24 +293,6 @@ impl BookThread {
     pub fn with_resync_policy(mut self, policy: ResyncConfig) -> BookThread {
         self.resync_policy = policy;
         self
-    }
-
-    /// The wait after `attempts` resyncs: `backoff_initial_ms * 2^(attempts-1)` up to
-    /// `backoff_max_ms`, plus up to 50 % jitter (xorshift), in ns; 0 before the first.
-    fn backoff_ns(&mut self, attempts: u32) -> u64 {
-        if attempts == 0 {
-            return 0;
-        }
-        let p = &self.resync_policy;
-        let base_ms = p
-            .backoff_initial_ms
-            .saturating_mul(1u64 << (attempts - 1).min(30))
-            .min(p.backoff_max_ms);
-        self.jitter ^= self.jitter << 13;
-        self.jitter ^= self.jitter >> 7;
-        self.jitter ^= self.jitter << 17;
-        let base_ns = base_ms.saturating_mul(1_000_000);
-        base_ns + self.jitter % (base_ns / 2 + 1)
     }
 
     /// Publishes per-connection book counters (gaps, resyncs, checksum failures) into
@@ -775,6 +761,12 @@ impl BookThread {
     }
 
     fn publish_ctl_to(&mut self, s: usize, msg: FanoutMsg) {
+        if let FanoutMsg::BookInvalid(id) = msg {
+            // a notice queued before it is read before it: the book's next state needs a
+            // notice of its own after it (else the shard sees the fresh state, then the
+            // `BookInvalid`, and waits for an update that may never come)
+            self.slots.unclaim_notice(id, s);
+        }
         let sh = &mut self.shards[s];
         sh.pending_ctl.push_back(msg);
         sh.flush_ctl();
@@ -815,175 +807,6 @@ impl BookThread {
         }
         // requests the invalidation queued wait for the reconnect
         self.dispatch_resyncs();
-    }
-
-    fn request_rest(&mut self, c: usize, id: InstrumentId) {
-        if self
-            .rest
-            .try_send(RestRequest::Snapshot {
-                conn: c,
-                instrument: id,
-            })
-            .is_ok()
-        {
-            bump(&self.stats.rest_requests, 1);
-        } else {
-            self.requeue(id);
-        }
-    }
-
-    /// A resync request that found its channel full: counted, and asked again by
-    /// housekeeping once the book's backoff has passed.
-    #[cold]
-    fn requeue(&mut self, id: InstrumentId) {
-        bump(&self.stats.requests_requeued, 1);
-        let i = id.index();
-        if i < self.deferred_flag.len() && !self.deferred_flag[i] {
-            self.deferred_flag[i] = true;
-            self.deferred.push(id);
-        }
-    }
-
-    /// Sends the engine's resync requests where they can be served now.
-    fn dispatch_resyncs(&mut self) {
-        self.engine.take_resync_requests(&mut self.resyncs);
-        if self.resyncs.is_empty() {
-            return;
-        }
-        self.send_resyncs();
-    }
-
-    /// Sends `self.resyncs` (then empties it), holding back those in backoff and rebuilding
-    /// connections over their budget.
-    fn send_resyncs(&mut self) {
-        let mut resyncs = std::mem::take(&mut self.resyncs);
-        let now = mono_ns();
-        for &id in &resyncs {
-            let Some(Some(c)) = self.topo.conn_of.get(id.index()).copied() else {
-                continue;
-            };
-            if !self.connected.get(c).copied().unwrap_or(false) {
-                continue; // the reconnect brings fresh snapshots
-            }
-            let i = id.index();
-            if now < self.resync_not_before_ns[i] {
-                // waiting for our backoff, not for the venue: the resubscribe timeout starts
-                // when the deferred resync goes out
-                self.resubscribed_at_ns[i] = None;
-                if !self.deferred_flag[i] {
-                    self.deferred_flag[i] = true;
-                    self.deferred.push(id);
-                    bump(&self.stats.resyncs_deferred, 1);
-                }
-                continue;
-            }
-            // the connection's budget: past it, rebuild the connection instead
-            let window_ns = self
-                .resync_policy
-                .budget_window_ms
-                .saturating_mul(1_000_000);
-            let (start, spent) = &mut self.budget[c];
-            if now.saturating_sub(*start) > window_ns {
-                (*start, *spent) = (now, 0);
-            }
-            *spent += 1;
-            if *spent > self.resync_policy.budget_per_connection {
-                *spent = 0;
-                *start = now;
-                if let Some(tx) = self.ingest_control.get(c) {
-                    if tx.try_send(IngestControl::Reconnect).is_ok() {
-                        bump(&self.stats.resync_budget_reconnects, 1);
-                    } else {
-                        self.requeue(id);
-                    }
-                }
-                continue;
-            }
-            let reset_ns = self.resync_policy.reset_after_ms.saturating_mul(1_000_000);
-            if self.resync_sent_ns[i] != 0 && now.saturating_sub(self.resync_sent_ns[i]) > reset_ns
-            {
-                self.resync_attempts[i] = 0;
-            }
-            self.resync_attempts[i] = self.resync_attempts[i].saturating_add(1);
-            self.resync_sent_ns[i] = now;
-            let wait = self.backoff_ns(self.resync_attempts[i]);
-            self.resync_not_before_ns[i] = now + wait;
-            if self.topo.rest_book[id.index()] {
-                self.request_rest(c, id);
-            } else if let Some(tx) = self.ingest_control.get(c) {
-                if tx.try_send(IngestControl::Resubscribe(id)).is_ok() {
-                    bump(&self.stats.resubscribes, 1);
-                    self.resubscribed_at_ns[id.index()] = Some(mono_ns());
-                } else {
-                    self.requeue(id);
-                }
-            }
-        }
-        resyncs.clear();
-        self.resyncs = resyncs;
-    }
-
-    fn housekeeping(&mut self, now_ns: u64) {
-        for sh in &mut self.shards {
-            sh.flush_ctl();
-        }
-        // resyncs whose backoff expired (a book synced meanwhile needs none)
-        if !self.deferred.is_empty() {
-            let mut due = std::mem::take(&mut self.resyncs);
-            let mut k = 0;
-            while k < self.deferred.len() {
-                let id = self.deferred[k];
-                let i = id.index();
-                if self.engine.state(id) == Some(SyncState::Synced) {
-                    self.deferred_flag[i] = false;
-                    self.deferred.swap_remove(k);
-                } else if now_ns >= self.resync_not_before_ns[i] {
-                    self.deferred_flag[i] = false;
-                    self.deferred.swap_remove(k);
-                    due.push(id);
-                } else {
-                    k += 1;
-                }
-            }
-            self.resyncs = due;
-            if !self.resyncs.is_empty() {
-                self.send_resyncs();
-            }
-        }
-        // republish stale books as their latest state (a failure queues the book again)
-        for s in 0..self.shards.len() {
-            self.republish_stale(s);
-        }
-        // WebSocket books that a resubscribe did not resync: reconnect their connection
-        let timeout_ns = self
-            .resync_policy
-            .resubscribe_timeout_ms
-            .saturating_mul(1_000_000);
-        for i in 0..self.resubscribed_at_ns.len() {
-            let Some(at) = self.resubscribed_at_ns[i] else {
-                continue;
-            };
-            let id = InstrumentId(i as u32);
-            if self.engine.state(id) == Some(SyncState::Synced) {
-                self.resubscribed_at_ns[i] = None;
-            } else if now_ns.saturating_sub(at) > timeout_ns {
-                self.resubscribed_at_ns[i] = None;
-                if let Some(Some(c)) = self.topo.conn_of.get(i).copied() {
-                    if let Some(tx) = self.ingest_control.get(c) {
-                        if tx.try_send(IngestControl::Reconnect).is_err() {
-                            // still unsynced: the next housekeeping finds it again
-                            self.resubscribed_at_ns[i] = Some(at);
-                            bump(&self.stats.requests_requeued, 1);
-                        }
-                    }
-                }
-            }
-        }
-        self.publish_stats();
-        self.wake_fanout();
-        if let Some(rec) = &mut self.latency {
-            rec.tick(now_ns);
-        }
     }
 
     fn publish_stats(&mut self) {
@@ -1059,5 +882,4 @@ impl BookThread {
 }
 
 #[cfg(test)]
-#[path = "book_thread_tests.rs"]
 mod tests;
