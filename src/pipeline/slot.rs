@@ -268,10 +268,10 @@ impl BookSlots {
     /// Writer side, after publishing `id`: true when a notice of `id` should go on shard
     /// `shard`'s ring (none of its notices is queued untaken; the shard's bit is now set),
     /// false when one is queued: the shard reads the slot when it takes that one, after this
-    /// publish (this swap and [`BookSlots::take_notice`]'s are ordered on one word), so a
-    /// second notice would only say the same. Only for a shard that takes no deltas of
-    /// `id`: deltas and their notices keep their order on the ring. A shard at or past
-    /// [`MAX_SHARDS`] always gets one.
+    /// publish (this read-modify-write and [`BookSlots::take_notice`]'s are ordered on one
+    /// word, and the slot was written before this one), so a second notice would only say
+    /// the same. Only for a shard that takes no deltas of `id`: deltas and their notices keep
+    /// their order on the ring. A shard at or past [`MAX_SHARDS`] always gets one.
     #[inline]
     pub fn claim_notice(&self, id: InstrumentId, shard: usize) -> bool {
         let (Some(w), true) = (self.wants.get(id.index()), shard < MAX_SHARDS) else {
@@ -281,18 +281,23 @@ impl BookSlots {
         w.notices.fetch_or(bit, Ordering::AcqRel) & bit == 0
     }
 
-    /// Writer side: the notice [`BookSlots::claim_notice`] allowed did not fit the ring.
+    /// Writer side: forgets the claim on `id` for shard `shard`, so the next publish sends a
+    /// notice: the one [`BookSlots::claim_notice`] allowed did not fit the ring, or a
+    /// `BookInvalid` goes out after it (the state after that needs a notice after it).
     #[inline]
     pub fn unclaim_notice(&self, id: InstrumentId, shard: usize) {
-        if let (Some(w), true) = (self.wants.get(id.index()), shard < MAX_SHARDS) {
-            w.notices.fetch_and(!(1u64 << shard), Ordering::AcqRel);
-        }
+        self.clear_notice(id, shard);
     }
 
     /// Reader side: shard `shard` takes a notice of `id` off its ring, before reading the
     /// slot; the writer's next publish sends a new notice.
     #[inline]
     pub fn take_notice(&self, id: InstrumentId, shard: usize) {
+        self.clear_notice(id, shard);
+    }
+
+    #[inline]
+    fn clear_notice(&self, id: InstrumentId, shard: usize) {
         if let (Some(w), true) = (self.wants.get(id.index()), shard < MAX_SHARDS) {
             w.notices.fetch_and(!(1u64 << shard), Ordering::AcqRel);
         }
