@@ -38,8 +38,8 @@
 //! [queues]
 //! ingest_slots = 8192   # events, per ingest connection (to the book thread)
 //! rest_slots = 16384    # events, REST snapshots (to the book thread)
-//! fanout_slots = 32768  # messages, book thread to each fan-out shard
-//! lane_slots = 2048     # messages, trade lane per connection and shard
+//! fanout_slots = 131072 # messages, book thread to each fan-out shard
+//! lane_slots = 8192     # messages, trade lane per connection and shard
 //!
 //! [cpu]
 //! ingest = [0]      # cores for ingest threads, assigned round-robin per connection
@@ -379,10 +379,14 @@ pub struct QueueConfig {
     /// The REST snapshots' ring to the book thread, events. Default 16384.
     pub rest_slots: usize,
     /// The book thread's ring to each fan-out shard, messages (at least 4096: a
-    /// `book_change` snapshot goes on it whole). Default 32768.
+    /// `book_change` snapshot goes on it whole). Default 131072: 19 MiB at 152-byte
+    /// messages, ~0.5 s of `pinfeed bench --scenario all` at 100k frames/s (255k ring
+    /// messages/s); 32768 (0.13 s) overflowed a few times an hour in `scripts/soak.sh`
+    /// whenever the shard's thread lost its core for longer on a shared host.
     pub fanout_slots: usize,
     /// Each trade lane (one per connection and shard: trades, liquidations, tickers),
-    /// messages. Default 2048: a small share of a feed, drained first and during writes.
+    /// messages. Default 8192 (1.2 MiB): about 2 s of one synthetic feed's trades and
+    /// tickers at 100k frames/s over 8 feeds; drained first and during writes.
     pub lane_slots: usize,
 }
 
@@ -391,8 +395,8 @@ impl Default for QueueConfig {
         QueueConfig {
             ingest_slots: 1 << 13,
             rest_slots: 1 << 14,
-            fanout_slots: 1 << 15,
-            lane_slots: 1 << 11,
+            fanout_slots: 1 << 17,
+            lane_slots: 1 << 13,
         }
     }
 }
@@ -828,7 +832,7 @@ mod tests {
         assert_eq!(d.queues, QueueConfig::default());
         let c = parse(
             "[ingest]\nmax_message_bytes = 65536\nrest_timeout_ms = 2500\n\
-             [queues]\nlane_slots = 8192\nfanout_slots = 4096\n",
+             [queues]\nlane_slots = 4096\nfanout_slots = 4096\n",
         )
         .unwrap();
         let o = c.ingest.connect_options();
@@ -838,7 +842,7 @@ mod tests {
             c.ingest.rest_timeout(),
             std::time::Duration::from_millis(2500)
         );
-        assert_eq!((c.queues.lane_slots, c.queues.fanout_slots), (8192, 4096));
+        assert_eq!((c.queues.lane_slots, c.queues.fanout_slots), (4096, 4096));
         assert_eq!(c.queues.ingest_slots, 8192);
         for (text, field) in [
             ("[ingest]\nrest_timeout_ms = 0\n", "ingest"),
