@@ -13,5 +13,15 @@ fi
 if ! python3 -c "import websockets" 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore websockets
 fi
+# tests/tardis_parity.rs compares the computed types with tardis-node's own computables
+# (npm package tardis-dev, pinned; needs Node)
+tardis_dev=13.35.3
+if [ ! -f target/tardis-node/node_modules/tardis-dev/package.json ] ||
+    ! grep -q "\"version\": \"$tardis_dev\"" target/tardis-node/node_modules/tardis-dev/package.json; then
+    if command -v npm >/dev/null 2>&1; then
+        mkdir -p target/tardis-node
+        npm install --prefix target/tardis-node --no-audit --no-fund --silent "tardis-dev@$tardis_dev"
+    fi
+fi
 cargo test --all-targets
 cargo test --doc

@@ -11,9 +11,7 @@
 mod util;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -102,60 +100,6 @@ fn options(reference: &Reference) -> Value {
                 })
             })
             .collect(),
-    )
-}
-
-/// The engine process; killed if the test fails before stopping it.
-struct Engine {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
-fn start_engine(config: &std::path::Path, shards: usize) -> (Engine, std::net::SocketAddr) {
-    let cores: Vec<String> = (0..shards).map(|c| c.to_string()).collect();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pinfeed"))
-        .args([
-            "run",
-            "--no-pin",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--cpu-fanout",
-            &cores.join(","),
-            "--config",
-        ])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("pinfeed: serving ws://") {
-                let addr = rest.split('/').next().unwrap().to_string();
-                let _ = tx.send(addr);
-            }
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| panic!("engine did not start: {:?}", lines.lock().unwrap()));
-    (
-        Engine {
-            child,
-            stderr: lines,
-        },
-        addr.parse().unwrap(),
     )
 }
 
@@ -348,7 +292,7 @@ fn agree_with_replay(shards: usize) {
     )
     .unwrap();
 
-    let (mut engine, addr) = start_engine(&config, shards);
+    let (mut engine, addr) = util::start_engine(&config, shards);
     let opts = options(&reference);
     let mut ws = util::connect(addr, &opts);
     ws.get_mut()

@@ -392,7 +392,7 @@ fn unknown_exchange_symbol_and_type_get_error_messages() {
     let mut ws = connect(
         h.addr,
         &json!([{"exchange":"kraken","symbols":["XBTUSD"],"dataTypes":["trade"],"withErrorMessages":true},
-                {"exchange":"binance-futures","symbols":["BTCUSDT","NOPEUSDT"],"dataTypes":["trade","foo","trade_bar_1m"],
+                {"exchange":"binance-futures","symbols":["BTCUSDT","NOPEUSDT"],"dataTypes":["trade","foo","option_summary"],
                  "withErrorMessages":true},
                 {"exchange":"binance","symbols":["btcusdt"],"dataTypes":["derivative_ticker","trade"],"withErrorMessages":true},
                 {"exchange":"deribit","symbols":["NOPE"],"dataTypes":["trade"]}]),
@@ -415,7 +415,10 @@ fn unknown_exchange_symbol_and_type_get_error_messages() {
     assert!(errors[1].1.contains("NOPEUSDT"));
     assert!(errors[2].1.contains("foo"));
     assert_eq!(errors[2].2, 2);
-    assert!(errors[3].1.contains("trade_bar_1m"));
+    assert!(
+        errors[3].1.contains("normalizeOptionsSummary"),
+        "{errors:?}"
+    );
     assert_eq!(errors[3].2, 3);
     assert_eq!(
         errors[4],
@@ -496,7 +499,8 @@ fn the_hot_path_does_not_allocate_once_warm() {
     let mut ws = connect(
         h.addr,
         &json!({"exchange":"binance-futures","symbols":["ETHUSDT"],
-                "dataTypes":["trade","book_change","book_snapshot_2_0ms","quote","imbalance_2"],
+                "dataTypes":["trade","book_change","book_snapshot_2_0ms","quote","imbalance_2",
+                             "trade_bar_3ticks","trade_bar_5ms","trade_bar_2vol"],
                 "withSeq":true,"withLatency":true}),
     );
     h.sessions(1);

@@ -126,33 +126,36 @@ pub struct TickerState {
 }
 
 impl TickerState {
-    /// Merges `u` (only its present fields); returns true when a value changed.
+    /// Merges `u` (only its present fields); returns true when one of the seven fields a
+    /// `derivative_ticker` message carries changed (last price, open interest, funding rate,
+    /// funding timestamp, predicted funding rate, index price, mark price). The best bid/ask
+    /// are merged too but do not count: the message does not carry them, and tardis-node's
+    /// `PendingDerivativeTickerInfo` (src/mappers/mapper.ts, `update*` and `hasChanged`) sets
+    /// its changed flag only for those seven.
     pub fn merge(&mut self, u: &DerivativeTicker) -> bool {
         let m = &mut self.merged;
         let mut changed = false;
         macro_rules! take {
-            ($($f:ident),*) => {$(
+            ($flag:expr; $($f:ident),*) => {$(
                 if let Some(v) = u.$f {
                     if m.$f != Some(v) {
                         m.$f = Some(v);
-                        changed = true;
+                        changed |= $flag;
                     }
                 }
             )*};
         }
         take!(
+            true;
             last_price,
             open_interest,
             funding_rate,
             funding_ts_ns,
             predicted_funding_rate,
             index_price,
-            mark_price,
-            best_bid_price,
-            best_bid_qty,
-            best_ask_price,
-            best_ask_qty
+            mark_price
         );
+        take!(false; best_bid_price, best_bid_qty, best_ask_price, best_ask_qty);
         m.instrument = u.instrument;
         m.stamps = u.stamps;
         self.max_exch_ts_ns = self.max_exch_ts_ns.max(u.stamps.exch_ts_ns);

@@ -401,6 +401,33 @@ fn ticker_merge_keeps_known_fields() {
     assert_eq!(t.merged.mark_price, Some(d("5")));
 }
 
+/// Issue 10 item 2: a ticker whose only new values are the best bid/ask (Bybit sends them in
+/// most `tickers` deltas) is merged but is no change: `derivative_ticker` does not carry them.
+#[test]
+fn ticker_merge_ignores_best_bid_ask_for_changes() {
+    let mut t = TickerState::default();
+    let a = DerivativeTicker {
+        mark_price: Some(d("5")),
+        best_bid_price: Some(d("4.9")),
+        ..Default::default()
+    };
+    assert!(t.merge(&a));
+    let b = DerivativeTicker {
+        mark_price: Some(d("5")),
+        best_bid_price: Some(d("4.8")),
+        best_ask_qty: Some(d("3")),
+        ..Default::default()
+    };
+    assert!(!t.merge(&b));
+    assert_eq!(t.merged.best_bid_price, Some(d("4.8")));
+    assert_eq!(t.merged.best_ask_qty, Some(d("3")));
+    let c = DerivativeTicker {
+        funding_ts_ns: Some(1),
+        ..Default::default()
+    };
+    assert!(t.merge(&c));
+}
+
 /// Issue 9 item 7: one 2 MB Bybit delta of 130,000 levels left a crossed book marked
 /// `synced`. A side past `max_levels_per_side` resyncs the book, and so does a crossed book.
 #[test]

@@ -69,6 +69,8 @@ pub enum Slot {
     Snap(u32),
     /// Index into the instrument's imbalance streams.
     Imb(u32),
+    /// Index into the instrument's trade bar series.
+    Bar(u32),
 }
 
 /// One subscription of a client.

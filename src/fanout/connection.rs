@@ -11,7 +11,7 @@ use super::encode;
 use super::options::{self, OptionsError, SubKind, UnknownKind};
 use super::server::{FIRST_CLIENT, Fanout};
 use super::sessions::Sessions;
-use super::state::{ImbStream, SnapStream, SubRef};
+use super::state::{BarStream, ImbStream, SnapStream, SubRef};
 use super::stats::BadRequest;
 use super::ws;
 use crate::model::InstrumentId;
@@ -477,6 +477,17 @@ impl Fanout {
                 instr.imbs[i].subs.push(r);
                 Slot::Imb(i as u32)
             }
+            SubKind::TradeBar(spec) => {
+                let i = match instr.bars.iter().position(|b| *b.name == *spec.name) {
+                    Some(i) => i,
+                    None => {
+                        instr.bars.push(BarStream::new(&spec));
+                        instr.bars.len() - 1
+                    }
+                };
+                instr.bars[i].subs.push(r);
+                Slot::Bar(i as u32)
+            }
         };
         c.subs.push(ClientSub {
             instr: id.0,
@@ -664,6 +675,7 @@ impl Fanout {
                 Slot::Integrity => &mut instr.integrity,
                 Slot::Snap(k) => &mut instr.snaps[k as usize].subs,
                 Slot::Imb(k) => &mut instr.imbs[k as usize].subs,
+                Slot::Bar(k) => &mut instr.bars[k as usize].subs,
             };
             if let Some(p) = list.iter().position(|x| *x == r) {
                 list.remove(p);
@@ -687,7 +699,8 @@ impl Fanout {
         self.s.live -= 1;
     }
 
-    /// Removes series and imbalance streams nobody subscribes to any more.
+    /// Removes snapshot series, imbalance streams and trade bar series nobody subscribes to
+    /// any more.
     pub(super) fn prune_streams(&mut self, i: usize) {
         let instr = &mut self.instrs[i];
         let mut k = instr.snaps.len();
@@ -719,6 +732,21 @@ impl Fanout {
                 for r in &moved.subs {
                     if let Some(Some(c)) = self.s.clients.get_mut(r.client as usize) {
                         c.subs[r.sub as usize].slot = Slot::Imb(k as u32);
+                    }
+                }
+            }
+        }
+        let mut k = instr.bars.len();
+        while k > 0 {
+            k -= 1;
+            if !instr.bars[k].subs.is_empty() {
+                continue;
+            }
+            instr.bars.swap_remove(k);
+            if let Some(moved) = instr.bars.get(k) {
+                for r in &moved.subs {
+                    if let Some(Some(c)) = self.s.clients.get_mut(r.client as usize) {
+                        c.subs[r.sub as usize].slot = Slot::Bar(k as u32);
                     }
                 }
             }

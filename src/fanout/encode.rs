@@ -64,6 +64,95 @@ pub fn write_number(out: &mut Vec<u8>, d: Decimal) {
     }
 }
 
+/// A `fmt::Write` into a fixed stack buffer (what does not fit is an error).
+struct StackText<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> std::fmt::Write for StackText<N> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        if end > N {
+            return Err(std::fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Appends an IEEE double as JavaScript's `JSON.stringify` prints it (ECMA-262
+/// `Number::toString`): the shortest digits that round-trip, plain notation for decimal
+/// exponents -7 < e < 21 (`0.000001`, `123456789012345680000`), else `1.5e-7`, `1e+21`;
+/// `-0` as `0`; NaN and infinities as `null`. No allocation.
+pub fn write_f64(out: &mut Vec<u8>, x: f64) {
+    use std::fmt::Write as _;
+    if !x.is_finite() {
+        out.extend_from_slice(b"null");
+        return;
+    }
+    if x == 0.0 {
+        out.push(b'0');
+        return;
+    }
+    // Rust's `{:e}` of a double is its shortest round-trip digits: `-1.2345e-7`, `5e3`
+    let mut t = StackText::<40> {
+        buf: [0; 40],
+        len: 0,
+    };
+    if write!(t, "{:e}", x.abs()).is_err() {
+        out.extend_from_slice(b"null");
+        return;
+    }
+    let text = &t.buf[..t.len];
+    let Some(e_at) = text.iter().position(|&c| c == b'e') else {
+        out.extend_from_slice(b"null");
+        return;
+    };
+    let mut digits = [0u8; 24];
+    let mut k = 0;
+    for &c in &text[..e_at] {
+        if c.is_ascii_digit() && k < digits.len() {
+            digits[k] = c;
+            k += 1;
+        }
+    }
+    let exp: i32 = std::str::from_utf8(&text[e_at + 1..])
+        .ok()
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(0);
+    let digits = &digits[..k];
+    // ECMA-262: value = 0.d1d2...dk * 10^n
+    let n = exp + 1;
+    let k = k as i32;
+    if x < 0.0 {
+        out.push(b'-');
+    }
+    if k <= n && n <= 21 {
+        out.extend_from_slice(digits);
+        out.extend(std::iter::repeat_n(b'0', (n - k) as usize));
+    } else if 0 < n && n <= 21 {
+        out.extend_from_slice(&digits[..n as usize]);
+        out.push(b'.');
+        out.extend_from_slice(&digits[n as usize..]);
+    } else if -6 < n && n <= 0 {
+        out.extend_from_slice(b"0.");
+        out.extend(std::iter::repeat_n(b'0', (-n) as usize));
+        out.extend_from_slice(digits);
+    } else {
+        out.push(digits[0]);
+        if k > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        out.push(b'e');
+        out.push(if n - 1 < 0 { b'-' } else { b'+' });
+        let mut buf = itoa::Buffer::new();
+        out.extend_from_slice(buf.format((n - 1).unsigned_abs()).as_bytes());
+    }
+}
+
 fn count_digits(mut v: u64) -> u32 {
     let mut n = 1;
     while v >= 10 {
@@ -314,6 +403,61 @@ pub fn book_snapshot(
     out.push(b'}');
 }
 
+/// A `trade_bar` message (tardis-node `src/computable/tradebar.ts`, fields in its order):
+/// `name` as requested, `interval` in ms (time), trades (tick) or amount (volume); the
+/// bar's prices as the venue gave them, volumes and VWAP as doubles; `openTimestamp` and
+/// `closeTimestamp` the first and latest in-order trade's time, `timestamp` that of the latest
+/// trade (or the end of a time bar's bucket), `localTimestamp` the arrival of the trade that
+/// closed the bar.
+pub fn trade_bar(
+    out: &mut Vec<u8>,
+    exchange: Exchange,
+    symbol: &str,
+    bars: &super::state::BarStream,
+    recv_ts_ns: i64,
+) {
+    let b = &bars.bar;
+    head(out, "trade_bar", exchange, symbol);
+    out.extend_from_slice(b",\"name\":");
+    write_str(out, &bars.name);
+    out.extend_from_slice(b",\"interval\":");
+    write_f64(out, bars.interval);
+    out.extend_from_slice(b",\"kind\":\"");
+    out.extend_from_slice(bars.kind.as_str().as_bytes());
+    out.push(b'"');
+    field_number(out, "open", Some(b.open));
+    field_number(out, "high", Some(b.high));
+    field_number(out, "low", Some(b.low));
+    field_number(out, "close", Some(b.close));
+    for (name, v) in [
+        ("volume", b.volume),
+        ("buyVolume", b.buy_volume),
+        ("sellVolume", b.sell_volume),
+    ] {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        write_f64(out, v);
+    }
+    out.extend_from_slice(b",\"trades\":");
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(buf.format(b.trades).as_bytes());
+    out.extend_from_slice(b",\"vwap\":");
+    write_f64(out, b.vwap);
+    for (name, (ts, millis_only)) in [("openTimestamp", b.open_ts), ("closeTimestamp", b.close_ts)]
+    {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        write_timestamp(out, ts, millis_only);
+    }
+    out.extend_from_slice(b",\"localTimestamp\":");
+    write_timestamp(out, recv_ts_ns, true);
+    out.extend_from_slice(b",\"timestamp\":");
+    write_timestamp(out, b.timestamp.0, b.timestamp.1);
+    out.push(b'}');
+}
+
 fn snapshot_levels(out: &mut Vec<u8>, levels: &[Option<(Decimal, Decimal)>]) {
     for (i, level) in levels.iter().enumerate() {
         if i > 0 {
@@ -423,6 +567,35 @@ mod tests {
         assert_eq!(num("-0.50"), "-0.5");
         assert_eq!(num("0.000"), "0");
         assert_eq!(num("11343.67"), "11343.67");
+    }
+
+    fn js(x: f64) -> String {
+        let mut v = Vec::new();
+        write_f64(&mut v, x);
+        String::from_utf8(v).unwrap()
+    }
+
+    /// Expected texts are what node prints for `JSON.stringify(x)` (ECMA-262 examples).
+    #[test]
+    fn doubles_as_javascript_prints_them() {
+        for (x, want) in [
+            (0.1 + 0.2, "0.30000000000000004"),
+            (7996.0, "7996"),
+            (0.000001, "0.000001"),
+            (0.0000001, "1e-7"),
+            (1.5e-7, "1.5e-7"),
+            (-0.5, "-0.5"),
+            (-0.0, "0"),
+            (1e21, "1e+21"),
+            (123456789012345680000.0, "123456789012345680000"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+            (5e-324, "5e-324"),
+            (11343.67, "11343.67"),
+            (f64::NAN, "null"),
+            (f64::INFINITY, "null"),
+        ] {
+            assert_eq!(js(x), want, "{x:e}");
+        }
     }
 
     fn ts(ns: i64, millis_only: bool) -> String {

@@ -9,7 +9,7 @@
 //!   with tardis-machine's error text, closed 1011;
 //! - an empty array: [`OptionsError::Empty`], closed 1000 `WS stream-normalized finished`;
 //! - an unknown exchange, symbol or data type, or one pinfeed does not compute (grouped
-//!   snapshots, trade bars, option summaries, a type the exchange has no feed for): a
+//!   snapshots, option summaries, a type the exchange has no feed for): a
 //!   [`ResolveError`] naming it; the valid rest of the request is served.
 
 use serde_json::Value;
@@ -58,6 +58,47 @@ pub struct SnapshotSpec {
     pub interval_ms: u64,
 }
 
+/// What closes a trade bar (tardis-node `src/computable/tradebar.ts`, `BarKind`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum BarKind {
+    /// `{n}ms`, `{n}s`, `{n}m`: exchange-time buckets of `interval` ms.
+    Time,
+    /// `{n}ticks`: every `interval` trades.
+    Tick,
+    /// `{n}vol`: once the summed trade amount reaches `interval`.
+    Volume,
+}
+
+impl BarKind {
+    /// The message's `kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BarKind::Time => "time",
+            BarKind::Tick => "tick",
+            BarKind::Volume => "volume",
+        }
+    }
+}
+
+/// A trade bar series: `trade_bar_{n}{ticks|ms|s|m|vol}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BarSpec {
+    /// The data type string verbatim (the message's `name`).
+    pub name: String,
+    /// What closes a bar.
+    pub kind: BarKind,
+    /// The message's `interval` as an IEEE double's bits (ms for time bars, trades for tick
+    /// bars, amount for volume bars; tardis-machine's `multiplier * Number(n)`), positive.
+    pub interval_bits: u64,
+}
+
+impl BarSpec {
+    /// The interval (ms, trades or amount, by [`BarSpec::kind`]).
+    pub fn interval(&self) -> f64 {
+        f64::from_bits(self.interval_bits)
+    }
+}
+
 /// One entry of `dataTypes`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DataType {
@@ -75,9 +116,11 @@ pub enum DataType {
     OptionSummary,
     /// A book snapshot series.
     BookSnapshot(SnapshotSpec),
+    /// A trade bar series.
+    TradeBar(BarSpec),
     /// pinfeed: `imbalance_{N}`.
     Imbalance(usize),
-    /// Well formed, but pinfeed does not compute it (grouped snapshots, trade bars, depth over
+    /// Well formed, but pinfeed does not compute it (grouped snapshots, depth over
     /// [`MAX_DEPTH_LEVELS`]): `details` says why.
     Unsupported {
         /// The data type string.
@@ -409,30 +452,37 @@ fn parse_trade_bar(s: &str) -> Result<DataType, String> {
     let Some(spec) = s.strip_prefix("trade_bar_") else {
         return Err(format!("Error: invalid data type: {s}"));
     };
-    const SUFFIXES: [(&str, u64); 5] = [
-        ("ticks", 1),
-        ("ms", 1),
-        ("s", 1000),
-        ("m", 60_000),
-        ("vol", 1),
+    // tardis-machine `src/helpers.ts` `tradeBarSuffixToKindMap`, tested in this order
+    const SUFFIXES: [(&str, u64, BarKind); 5] = [
+        ("ticks", 1, BarKind::Tick),
+        ("ms", 1, BarKind::Time),
+        ("s", 1000, BarKind::Time),
+        ("m", 60_000, BarKind::Time),
+        ("vol", 1, BarKind::Volume),
     ];
-    let Some((suffix, mult)) = SUFFIXES.iter().find(|(u, _)| spec.ends_with(u)) else {
+    let Some((suffix, mult, kind)) = SUFFIXES.iter().find(|(u, _, _)| spec.ends_with(u)) else {
         return Err(format!("Error: invalid data type: {s}"));
     };
     let n = &spec[..spec.len() - suffix.len()];
-    // volume bars may have fractional sizes; the others are whole numbers
-    let ok = if *suffix == "vol" {
-        scaled_number(n, 1_000_000_000).is_some_and(|v| v > 0)
+    // volume bars may have fractional sizes (up to 9 decimals); the others are whole numbers
+    // of trades or ms. Stricter than `Number(n)`, which takes "", "0x10" or "1e3" too.
+    let interval = if *kind == BarKind::Volume {
+        scaled_number(n, 1_000_000_000)
+            .filter(|&v| v > 0)
+            .and_then(|_| n.parse::<f64>().ok())
     } else {
-        scaled_number(n, *mult).is_some_and(|v| v > 0)
+        scaled_number(n, *mult)
+            .filter(|&v| v > 0 && v < 1 << 53)
+            .map(|v| v as f64)
     };
-    if !ok {
+    let Some(interval) = interval else {
         return Err(format!("Error: invalid interval: {n}, data type: {s}"));
-    }
-    Ok(DataType::Unsupported {
+    };
+    Ok(DataType::TradeBar(BarSpec {
         name: s.to_string(),
-        details: format!("{s}: trade bars are not supported by pinfeed"),
-    })
+        kind: *kind,
+        interval_bits: interval.to_bits(),
+    }))
 }
 
 /// What one subscription delivers, for one instrument.
@@ -457,6 +507,8 @@ pub enum SubKind {
     },
     /// `imbalance_{N}`.
     Imbalance(usize),
+    /// A trade bar series.
+    TradeBar(BarSpec),
     /// `book_invalid` messages (`withIntegrityMessages` and a book-derived type).
     Integrity,
 }
@@ -638,6 +690,7 @@ pub fn resolve(entries: &[OptionEntry], instruments: &Instruments, max_depth: us
                     timer: entry.timer_snapshots && spec.interval_ms > 0,
                 },
                 DataType::Imbalance(n) => SubKind::Imbalance(*n),
+                DataType::TradeBar(spec) => SubKind::TradeBar(spec.clone()),
                 DataType::Unsupported { details, .. } => {
                     err(UnknownKind::DataType, details.clone());
                     continue;
@@ -706,11 +759,23 @@ mod tests {
         for (s, want) in ok {
             assert_eq!(parse_data_type(s), Ok(want), "{s}");
         }
+        // tardis-machine: suffixes tested as ticks, ms, s, m, vol; time intervals in ms
+        for (s, kind, interval) in [
+            ("trade_bar_10s", BarKind::Time, 10_000.0),
+            ("trade_bar_1m", BarKind::Time, 60_000.0),
+            ("trade_bar_250ms", BarKind::Time, 250.0),
+            ("trade_bar_0.5s", BarKind::Time, 500.0),
+            ("trade_bar_100ticks", BarKind::Tick, 100.0),
+            ("trade_bar_10.5vol", BarKind::Volume, 10.5),
+            ("trade_bar_0.001vol", BarKind::Volume, 0.001),
+        ] {
+            let Ok(DataType::TradeBar(b)) = parse_data_type(s) else {
+                panic!("{s}: not a trade bar");
+            };
+            assert_eq!((b.name.as_str(), b.kind, b.interval()), (s, kind, interval));
+        }
         for s in [
             "book_snapshot_10_grouped0.5_100ms",
-            "trade_bar_1m",
-            "trade_bar_100ticks",
-            "trade_bar_10.5vol",
             "book_snapshot_5000_1s",
             "imbalance_5000",
         ] {
@@ -764,6 +829,14 @@ mod tests {
                 "Error: invalid interval: a, data type: trade_bar_ams",
             ),
             ("trade_barx", "Error: invalid data type: trade_barx"),
+            (
+                "trade_bar_0ticks",
+                "Error: invalid interval: 0, data type: trade_bar_0ticks",
+            ),
+            (
+                "trade_bar_1.5ticks",
+                "Error: invalid interval: 1.5, data type: trade_bar_1.5ticks",
+            ),
             (
                 "imbalance_0",
                 "Error: invalid depth: 0, data type: imbalance_0",

@@ -10,7 +10,7 @@ use super::server::{Fanout, LANE_CHECK_MSGS};
 use super::sessions::Pick;
 use super::state::InstrState;
 use super::{BookNotice, FanoutMsg};
-use crate::model::{BookBegin, BookEnd, Event, Exchange, Level, Stamps};
+use crate::model::{BookBegin, BookEnd, Event, Exchange, Level, Stamps, Trade};
 
 /// Stamps of messages that do not come from a venue frame (integrity, timer snapshots).
 const NO_STAMPS: Stamps = Stamps {
@@ -135,17 +135,19 @@ impl Fanout {
         let sent = self.s.sent_ns();
         match event {
             Event::Trade(t) => {
-                let Some(instr) = self.instrs.get(t.instrument.index()) else {
+                let Some(instr) = self.instrs.get_mut(t.instrument.index()) else {
                     self.s.counters.bad_fanout_msgs += 1;
                     return;
                 };
-                if instr.trade.is_empty() {
-                    return;
+                if !instr.trade.is_empty() {
+                    self.scratch.clear();
+                    encode::trade(&mut self.scratch, instr.exchange, &instr.symbol, t);
+                    self.s
+                        .deliver(&instr.trade, &self.scratch, false, &t.stamps, sent);
                 }
-                self.scratch.clear();
-                encode::trade(&mut self.scratch, instr.exchange, &instr.symbol, t);
-                self.s
-                    .deliver(&instr.trade, &self.scratch, false, &t.stamps, sent);
+                if !instr.bars.is_empty() {
+                    self.trade_bars(t, sent);
+                }
             }
             Event::Liquidation(l) => {
                 let Some(instr) = self.instrs.get(l.instrument.index()) else {
@@ -179,6 +181,43 @@ impl Fanout {
             Event::BookBegin(b) => self.book_begin(b),
             Event::Level(l) => self.book_level(l),
             Event::BookEnd(e) => self.book_end(e, sent),
+        }
+    }
+
+    /// Takes trade `t` into its instrument's trade bar series (tardis-node
+    /// `TradeBarComputable.compute`): a time bar whose bucket `t` is past goes out first, a
+    /// tick or volume bar that `t` completes right after it; each after the `trade` itself.
+    fn trade_bars(&mut self, t: &Trade, sent: u64) {
+        let Some(instr) = self.instrs.get_mut(t.instrument.index()) else {
+            return;
+        };
+        let InstrState {
+            exchange,
+            symbol,
+            bars,
+            ..
+        } = instr;
+        let st = &t.stamps;
+        // the trade's `timestamp`: the venue's time, else its arrival (PROTOCOL.md section 2)
+        let ts = if st.exch_ts_ns != 0 {
+            (st.exch_ts_ns, false)
+        } else {
+            (st.recv_ts_ns, true)
+        };
+        for b in bars.iter_mut() {
+            if b.is_done(ts.0) {
+                self.scratch.clear();
+                encode::trade_bar(&mut self.scratch, *exchange, symbol, b, st.recv_ts_ns);
+                self.s.deliver(&b.subs, &self.scratch, false, st, sent);
+                b.reset();
+            }
+            b.update(t.price, t.qty, t.side, ts);
+            if b.is_done(ts.0) {
+                self.scratch.clear();
+                encode::trade_bar(&mut self.scratch, *exchange, symbol, b, st.recv_ts_ns);
+                self.s.deliver(&b.subs, &self.scratch, false, st, sent);
+                b.reset();
+            }
         }
     }
 
@@ -441,6 +480,10 @@ impl Fanout {
             let s = &self.instrs[i];
             if s.exchange == exchange && (s.conn == conn || s.conn == u32::MAX) {
                 self.invalidate(i, now);
+                // tardis resets every computable of the exchange on a disconnect
+                for b in &mut self.instrs[i].bars {
+                    b.reset();
+                }
             }
         }
     }

@@ -9,7 +9,8 @@
 //! top changed since the last snapshot, the top as it stood before that change, stamped with
 //! the end of the previous change's bucket.
 
-use crate::model::{BookSide, BookTicker, Decimal, Exchange};
+use super::options::{BarKind, BarSpec};
+use crate::model::{BookSide, BookTicker, Decimal, Exchange, Side};
 use crate::pipeline::slot::SlotView;
 
 /// A subscriber: a client slot and the index of the subscription in that client's list.
@@ -278,6 +279,159 @@ pub fn imbalance_bp(book: &SlotView, n: usize) -> Option<i64> {
     Some(((bid * 20_000 + total) / (2 * total)) as i64)
 }
 
+/// A time as a JavaScript `Date` holds it (`valueOf()`, whole ms), from unix ns.
+fn date_ms(ts_ns: i64) -> i64 {
+    ts_ns.div_euclid(1_000_000)
+}
+
+/// The IEEE double JavaScript's `Number(text)` gives for a decimal: `mantissa / 10^decimals`
+/// as one correctly rounded division when the mantissa is exact in a double (below 2^53;
+/// every power of ten up to 10^22 is), else the correctly rounded parse of `{mantissa}e-{d}`.
+/// No allocation.
+pub fn decimal_f64(d: Decimal) -> f64 {
+    if d.mantissa.unsigned_abs() < 1 << 53 {
+        return d.mantissa as f64 / crate::model::pow10(d.decimals) as f64;
+    }
+    let mut int = itoa::Buffer::new();
+    let mut exp = itoa::Buffer::new();
+    let (m, e) = (int.format(d.mantissa), exp.format(d.decimals));
+    // "-9223372036854775808e-18": at most 24 bytes
+    let mut text = [0u8; 32];
+    let n = m.len() + 2 + e.len();
+    text[..m.len()].copy_from_slice(m.as_bytes());
+    text[m.len()..m.len() + 2].copy_from_slice(b"e-");
+    text[m.len() + 2..n].copy_from_slice(e.as_bytes());
+    std::str::from_utf8(&text[..n])
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// The bar being built, tardis-node's `_inProgressBar` (`src/computable/tradebar.ts`): prices
+/// as the venue gave them, volumes and the VWAP as IEEE doubles summed in trade order exactly
+/// as the JavaScript does, so bars (and the volume bars' thresholds) equal tardis' bit for bit.
+#[derive(Copy, Clone, Debug, Default, PartialEq)]
+pub struct Bar {
+    /// First trade's price.
+    pub open: Decimal,
+    /// Highest price.
+    pub high: Decimal,
+    /// Lowest price.
+    pub low: Decimal,
+    /// Price of the latest trade in time order.
+    pub close: Decimal,
+    /// Sum of amounts.
+    pub volume: f64,
+    /// Sum of `buy` (taker buy) amounts.
+    pub buy_volume: f64,
+    /// Sum of `sell` amounts.
+    pub sell_volume: f64,
+    /// Trades in the bar; 0 = not opened.
+    pub trades: u64,
+    /// Volume-weighted average price, updated per trade as tardis does.
+    pub vwap: f64,
+    /// First trade's time, unix ns, and whether it prints with ms only.
+    pub open_ts: (i64, bool),
+    /// Latest in-order trade's time.
+    pub close_ts: (i64, bool),
+    /// The bar's `timestamp`: the latest in-order trade's time, or for a closed time bar the
+    /// end of its bucket (whole ms).
+    pub timestamp: (i64, bool),
+}
+
+/// One trade bar series of one instrument, shared by every client that asked for its name.
+#[derive(Clone, Debug)]
+pub struct BarStream {
+    /// The data type as requested (the message's `name`).
+    pub name: Box<str>,
+    /// What closes a bar.
+    pub kind: BarKind,
+    /// ms (time), trades (tick) or amount (volume).
+    pub interval: f64,
+    /// Subscribers.
+    pub subs: Vec<SubRef>,
+    /// The bar in progress.
+    pub bar: Bar,
+}
+
+impl BarStream {
+    /// A new series with no bar open.
+    pub fn new(spec: &BarSpec) -> Self {
+        BarStream {
+            name: spec.name.as_str().into(),
+            kind: spec.kind,
+            interval: spec.interval(),
+            subs: Vec::new(),
+            bar: Bar::default(),
+        }
+    }
+
+    /// Forgets the bar in progress (disconnect: tardis resets every computable of the
+    /// exchange).
+    pub fn reset(&mut self) {
+        self.bar = Bar::default();
+    }
+
+    /// tardis' `_hasNewBar` for a trade at `ts` (unix ns): true when the open bar is done.
+    /// A time bar is done when `ts` falls in a later bucket than its open (its `timestamp`
+    /// becomes the end of the open's bucket); a tick or volume bar when it reached the
+    /// interval. Time buckets are on whole ms, as JavaScript `Date`s hold them.
+    pub fn is_done(&mut self, ts_ns: i64) -> bool {
+        let b = &mut self.bar;
+        if b.trades == 0 {
+            return false;
+        }
+        match self.kind {
+            BarKind::Time => {
+                let bucket = |ms: i64| (ms as f64 / self.interval).floor();
+                let open = bucket(date_ms(b.open_ts.0));
+                if bucket(date_ms(ts_ns)) > open {
+                    b.timestamp = (((open + 1.0) * self.interval) as i64 * 1_000_000, true);
+                    return true;
+                }
+                false
+            }
+            BarKind::Volume => b.volume >= self.interval,
+            BarKind::Tick => b.trades as f64 >= self.interval,
+        }
+    }
+
+    /// tardis' `_update`: takes one trade into the bar. `ts` is its time (unix ns) and whether
+    /// it prints with ms only; `buy`/`sell`: its side (neither: `unknown`).
+    pub fn update(&mut self, price: Decimal, amount: Decimal, side: Side, ts: (i64, bool)) {
+        let b = &mut self.bar;
+        let (p, a) = (decimal_f64(price), decimal_f64(amount));
+        // some venues publish older trades after newer ones: those do not move the close
+        let in_order = b.trades == 0 || date_ms(ts.0) >= date_ms(b.timestamp.0);
+        if b.trades == 0 {
+            b.open = price;
+            b.high = price;
+            b.low = price;
+            b.open_ts = ts;
+        }
+        if price.cmp_value(b.high).is_gt() {
+            b.high = price;
+        }
+        if price.cmp_value(b.low).is_lt() {
+            b.low = price;
+        }
+        if in_order {
+            b.close = price;
+            b.close_ts = ts;
+            b.timestamp = ts;
+        }
+        match side {
+            Side::Buy => b.buy_volume += a,
+            Side::Sell => b.sell_volume += a,
+            Side::Unknown => {}
+        }
+        b.trades += 1;
+        b.vwap = (b.vwap * b.volume + p * a) / (b.volume + a);
+        // after the VWAP, which weighs by the volume before this trade
+        b.volume += a;
+    }
+}
+
 /// Everything a fan-out shard keeps per instrument.
 #[derive(Debug)]
 pub struct InstrState {
@@ -313,6 +467,8 @@ pub struct InstrState {
     pub snaps: Vec<SnapStream>,
     /// Imbalance streams.
     pub imbs: Vec<ImbStream>,
+    /// Trade bar series.
+    pub bars: Vec<BarStream>,
     /// The last book ticker (sent to a client recovering from conflation).
     pub last_book_ticker: Option<BookTicker>,
 }
@@ -336,6 +492,7 @@ impl InstrState {
             integrity: Vec::new(),
             snaps: Vec::new(),
             imbs: Vec::new(),
+            bars: Vec::new(),
             last_book_ticker: None,
         }
     }

@@ -3,8 +3,11 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -62,4 +65,62 @@ pub fn recordings() -> Vec<Recording> {
         .iter()
         .map(|p| Recording::open(p).unwrap())
         .collect()
+}
+
+/// The engine process; killed if the test fails before stopping it.
+pub struct Engine {
+    /// The process.
+    pub child: Child,
+    /// Its stderr lines so far.
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// Starts `pinfeed run --no-pin` on `config` with `shards` fan-out shards and a free metrics
+/// port; returns once it serves, with its client address.
+pub fn start_engine(config: &Path, shards: usize) -> (Engine, SocketAddr) {
+    let cores: Vec<String> = (0..shards).map(|c| c.to_string()).collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pinfeed"))
+        .args([
+            "run",
+            "--no-pin",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--cpu-fanout",
+            &cores.join(","),
+            "--config",
+        ])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("pinfeed: serving ws://") {
+                let addr = rest.split('/').next().unwrap().to_string();
+                let _ = tx.send(addr);
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("engine did not start: {:?}", lines.lock().unwrap()));
+    (
+        Engine {
+            child,
+            stderr: lines,
+        },
+        addr.parse().unwrap(),
+    )
 }
