@@ -60,15 +60,22 @@ fn recorded_trades() -> usize {
 /// Every message (raw text) one client of a fresh engine receives while the simulator serves
 /// every recording once, subscribed to `types` on every served exchange and symbol; returns
 /// once `trades` trades arrived and the stream went quiet.
-fn capture(types: &[&str], trades: usize) -> Vec<String> {
-    let dir = std::env::temp_dir().join(format!("pinfeed-tardis-{}", std::process::id()));
+fn capture(types: &[&str], trades: usize, speed: f64) -> Vec<String> {
+    // one engine at a time: the tests in this file would share the cores
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!(
+        "pinfeed-tardis-{}-{}",
+        std::process::id(),
+        types.len()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("run.toml");
     let sim_options = |listen| SimOptions {
         recordings: util::recordings(),
         listen,
         tls: false,
-        speed: 0.0,
+        speed,
         looped: false,
         ca_key: None,
         synthetic: None,
@@ -136,7 +143,11 @@ fn capture(types: &[&str], trades: usize) -> Vec<String> {
 
 /// tardis-node's computed messages for the source messages in `lines`.
 fn tardis_reference(modules: &std::path::Path, lines: &[String], types: &[&str]) -> Vec<String> {
-    let dir = std::env::temp_dir().join(format!("pinfeed-tardis-ref-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "pinfeed-tardis-ref-{}-{}",
+        std::process::id(),
+        types.len()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let input = dir.join("source.jsonl");
     let source: Vec<&str> = lines
@@ -205,7 +216,7 @@ fn trade_bars_equal_tardis_node() {
     ];
     let mut types = vec!["trade"];
     types.extend(bars);
-    let lines = capture(&types, recorded_trades());
+    let lines = capture(&types, recorded_trades(), 0.0);
     let ours: Vec<String> = lines
         .iter()
         .filter(|l| l.starts_with("{\"type\":\"trade_bar\""))
@@ -225,5 +236,131 @@ fn trade_bars_equal_tardis_node() {
         "{} trade_bar messages equal tardis-node's; first: {}",
         ours.len(),
         ours[0]
+    );
+}
+
+/// A wire timestamp as `(date and time to the second, microseconds)`, comparable whether it
+/// has 3 or 6 fraction digits.
+fn instant(v: &Value) -> (String, u32) {
+    let t = v.as_str().expect("timestamp");
+    let (head, frac) = t.trim_end_matches('Z').split_once('.').expect("fraction");
+    let micros = format!("{frac:0<6}").parse().expect("digits");
+    (head.to_string(), micros)
+}
+
+/// Snapshot messages by `(exchange, symbol, name)`, in order.
+fn series(lines: &[String]) -> std::collections::BTreeMap<(String, String, String), Vec<Value>> {
+    let mut out: std::collections::BTreeMap<_, Vec<Value>> = Default::default();
+    for l in lines {
+        let m: Value = serde_json::from_str(l).unwrap();
+        let key = (
+            m["exchange"].as_str().unwrap().to_string(),
+            m["symbol"].as_str().unwrap().to_string(),
+            m["name"].as_str().unwrap().to_string(),
+        );
+        out.entry(key).or_default().push(m);
+    }
+    out
+}
+
+/// Snapshot series and quotes against tardis-node's `computeBookSnapshots` on the same
+/// `book_change` messages. pinfeed's series read the book thread's latest-state slot, so a
+/// state the book thread replaced before the shard read it is conflated (DESIGN.md). So a
+/// pinfeed snapshot either equals one of tardis-node's exactly (levels and `timestamp`), or is
+/// conflated: then an interval-0 series or `quote` shows the book tardis-node shows at its
+/// `timestamp` (the levels of tardis-node's latest snapshot at or before it), and an interval
+/// series shows a book that existed at or before its `timestamp` (levels of tardis-node's
+/// interval-0 series of the same depth; the bucket's last state may be one the shard never
+/// read). Each series' last snapshot equals tardis-node's last one: no final state is lost.
+#[test]
+fn book_snapshots_and_quotes_equal_tardis_node() {
+    let Some(modules) = tardis_node_modules() else {
+        return;
+    };
+    // (series, the interval-0 series of its depth)
+    let snapshots = [
+        ("quote", "quote"),
+        ("quote_1s", "quote"),
+        ("book_snapshot_3_0ms", "book_snapshot_3_0ms"),
+        ("book_snapshot_3_100ms", "book_snapshot_3_0ms"),
+        ("book_snapshot_10_0ms", "book_snapshot_10_0ms"),
+        ("book_snapshot_10_1s", "book_snapshot_10_0ms"),
+    ];
+    let names: Vec<&str> = snapshots.iter().map(|s| s.0).collect();
+    let mut types = vec!["trade", "book_change"];
+    types.extend(&names);
+    let lines = capture(&types, recorded_trades(), 10.0);
+    let ours: Vec<String> = lines
+        .iter()
+        .filter(|l| l.starts_with("{\"type\":\"book_snapshot\""))
+        .cloned()
+        .collect();
+    let reference = tardis_reference(&modules, &lines, &names);
+    for name in &names {
+        let tag = format!("\"name\":\"{name}\"");
+        assert!(
+            reference.iter().any(|l| l.contains(&tag)),
+            "tardis-node computed no {name} snapshot"
+        );
+    }
+    let (ours, theirs) = (series(&ours), series(&reference));
+    let levels = |m: &Value| (m["bids"].clone(), m["asks"].clone());
+    let (mut exact, mut conflated) = (0, 0);
+    for (key, want) in &theirs {
+        let got = ours
+            .get(key)
+            .unwrap_or_else(|| panic!("{key:?}: pinfeed sent no snapshot"));
+        let zero = snapshots.iter().find(|s| s.0 == key.2).unwrap().1;
+        let states = &theirs[&(key.0.clone(), key.1.clone(), zero.to_string())];
+        for m in got {
+            let at = instant(&m["timestamp"]);
+            if want
+                .iter()
+                .any(|w| levels(w) == levels(m) && instant(&w["timestamp"]) == at)
+            {
+                exact += 1;
+                continue;
+            }
+            let mut before = states
+                .iter()
+                .filter(|w| instant(&w["timestamp"]) <= at)
+                .peekable();
+            assert!(
+                before.peek().is_some(),
+                "{key:?}: {m} comes before tardis-node's first"
+            );
+            if key.2 == zero {
+                let shown = before.last().unwrap();
+                assert_eq!(
+                    levels(shown),
+                    levels(m),
+                    "{key:?}: pinfeed's {m} is not tardis-node's book at its time ({shown})"
+                );
+            } else {
+                assert!(
+                    before.any(|w| levels(w) == levels(m)),
+                    "{key:?}: pinfeed's {m} shows no book tardis-node had by then"
+                );
+            }
+            conflated += 1;
+        }
+        assert_eq!(
+            levels(got.last().unwrap()),
+            levels(want.last().unwrap()),
+            "{key:?}: last snapshot"
+        );
+    }
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        theirs.keys().collect::<Vec<_>>(),
+        "series"
+    );
+    assert!(exact > conflated, "{exact} exact, {conflated} conflated");
+    eprintln!(
+        "{} book_snapshot messages in {} series: {exact} equal tardis-node's, {conflated} \
+         conflated (tardis-node computed {})",
+        exact + conflated,
+        theirs.len(),
+        reference.len()
     );
 }
