@@ -434,11 +434,64 @@ fn stage_latency_metrics_and_dumps_end_to_end() {
         0.0
     );
 
+    // tardis-machine's /health-check (trailing `/` allowed), and readiness: the connection is
+    // up and every book it carries synced, until the venue goes away
+    let (status, head, body) = http(
+        metrics,
+        b"GET /health-check/ HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("application/json"), "{head}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "Healthy", "{body}");
+    assert!(
+        health["memoryInfo"]["rssMB"].as_f64().unwrap() > 1.0,
+        "{body}"
+    );
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as f64;
+    assert!((health["timestampMs"].as_f64().unwrap() - now_ms).abs() < 60_000.0);
+    assert!(health["uptimeHours"].as_f64().unwrap() < 1.0);
+    let ready = |want: u16| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (status, _, body) =
+                http(metrics, b"GET /ready HTTP/1.1\r\nConnection: close\r\n\r\n");
+            if status == want || Instant::now() > deadline {
+                return (
+                    status,
+                    serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let (status, body) = ready(200);
+    assert_eq!(status, 200, "{body}");
+    let conn = &body["connections"][0];
+    assert_eq!(
+        (&body["ready"], &conn["feed"], &conn["state"]),
+        (&json!(true), &json!("bybit-linear"), &json!("connected")),
+        "{body}"
+    );
+    assert!(conn["books"].as_u64().unwrap() > 0, "{body}");
+    assert_eq!(conn["books"], conn["booksSynced"], "{body}");
+    stop.store(true, Ordering::SeqCst);
+    venue_thread.join().unwrap();
+    let (status, body) = ready(503);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["ready"], json!(false), "{body}");
+    assert_ne!(
+        body["connections"][0]["state"],
+        json!("connected"),
+        "{body}"
+    );
+
     drop(ws);
     let latency = handle.latency_handle();
     handle.stop();
-    stop.store(true, Ordering::SeqCst);
-    venue_thread.join().unwrap();
 
     // the stop wrote one .hgrm and one .hlog per stage, with the exporter's final counts
     let last = latency.snapshot();

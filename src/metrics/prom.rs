@@ -265,6 +265,24 @@ fn connections(t: &mut Text, run: &RunStats) {
             t.value(&[("feed", feed), ("connection", i)], get(c));
         }
     }
+    let gauges: [(&'static str, &str, Get); 2] = [
+        (
+            "pinfeed_connection_books",
+            "Books the connection carries.",
+            |c| load(&c.books),
+        ),
+        (
+            "pinfeed_connection_books_synced",
+            "Books of the connection currently synced.",
+            |c| load(&c.books_synced),
+        ),
+    ];
+    for (name, help, get) in gauges {
+        t.family(name, "gauge", help);
+        for (c, (i, feed)) in run.connections.iter().zip(&ids) {
+            t.value(&[("feed", feed), ("connection", i)], get(c));
+        }
+    }
     t.family(
         "pinfeed_frames_total",
         "counter",
@@ -647,6 +665,55 @@ fn latency(t: &mut Text, l: &Latency) {
     );
 }
 
+/// `GET /health-check`: tardis-machine's answer (its `src/http/healthCheck.ts`), HTTP 200 with
+/// `{"status":"Healthy","uptimeHours":H,"timestampMs":MS,"memoryInfo":{"rssMB":MB}}`: uptime
+/// in hours (2 decimals), wall clock in unix ms, resident set in MiB (1 decimal). Node's
+/// `heapTotalMB`, `heapUsedMB` and `externalMB` have no meaning here and are left out.
+pub fn health_check(started: std::time::Instant) -> String {
+    let uptime_hours = started.elapsed().as_secs_f64() / 3600.0;
+    let now_ms = crate::clock::wall_ns().div_euclid(1_000_000);
+    let mut body = format!(
+        "{{\"status\":\"Healthy\",\"uptimeHours\":{},\"timestampMs\":{now_ms}",
+        (uptime_hours * 100.0).round() / 100.0
+    );
+    if let Some((rss, _)) = process_memory_bytes() {
+        let mb = (rss as f64 / (1024.0 * 1024.0) * 10.0).round() / 10.0;
+        let _ = write!(body, ",\"memoryInfo\":{{\"rssMB\":{mb}}}");
+    }
+    body.push('}');
+    body
+}
+
+/// `GET /ready`: whether every upstream venue connection is connected and every book it
+/// carries is synced (a load balancer routes on the status: 200 ready, 503 not). The body
+/// says which: `{"ready":bool,"connections":[{"feed","connection","state","books",
+/// "booksSynced","ready"}]}`, one entry per connection in config order. A run without venue
+/// connections is ready.
+pub fn readiness(run: &RunStats) -> (bool, String) {
+    let mut all = true;
+    let mut entries = Vec::with_capacity(run.connections.len());
+    for c in &run.connections {
+        let state = c.state();
+        let (books, synced) = (load(&c.books), load(&c.books_synced));
+        let ready = state == ConnState::Connected && synced == books;
+        all &= ready;
+        entries.push(format!(
+            "{{\"feed\":\"{}\",\"connection\":{},\"state\":\"{}\",\"books\":{books},\
+             \"booksSynced\":{synced},\"ready\":{ready}}}",
+            c.feed.name(),
+            c.index,
+            state.as_str()
+        ));
+    }
+    (
+        all,
+        format!(
+            "{{\"ready\":{all},\"connections\":[{}]}}",
+            entries.join(",")
+        ),
+    )
+}
+
 /// The `/metrics` HTTP server thread (see [`super::http`] for its limits).
 pub struct MetricsServer {
     server: HttpServer,
@@ -673,19 +740,40 @@ impl MetricsServer {
     ) -> std::io::Result<MetricsServer> {
         let counters = Arc::new(HttpCounters::default());
         let own = counters.clone();
+        let started = std::time::Instant::now();
         let server = HttpServer::start(
             addr,
             "metrics-http",
             limits,
             counters,
-            move |method, path| match (method, path) {
-                ("GET" | "HEAD", "/metrics") => {
-                    let mut body = render(&sources);
-                    render_http(&mut body, &own);
-                    (200, CONTENT_TYPE, body)
+            move |method, path| {
+                // tardis-machine allows a trailing `/`
+                let path = match path.strip_suffix('/') {
+                    Some(p) if !p.is_empty() => p,
+                    _ => path,
+                };
+                match (method, path) {
+                    ("GET" | "HEAD", "/metrics") => {
+                        let mut body = render(&sources);
+                        render_http(&mut body, &own);
+                        (200, CONTENT_TYPE, body)
+                    }
+                    ("GET" | "HEAD", "/health-check") => {
+                        (200, "application/json", health_check(started))
+                    }
+                    ("GET" | "HEAD", "/ready") => {
+                        let (ready, body) = readiness(&sources.run);
+                        (if ready { 200 } else { 503 }, "application/json", body)
+                    }
+                    (_, "/metrics" | "/health-check" | "/ready") => {
+                        (405, "text/plain", "method not allowed\n".into())
+                    }
+                    _ => (
+                        404,
+                        "text/plain",
+                        "not found; try /metrics, /health-check or /ready\n".into(),
+                    ),
                 }
-                (_, "/metrics") => (405, "text/plain", "method not allowed\n".into()),
-                _ => (404, "text/plain", "not found; try /metrics\n".into()),
             },
         )?;
         Ok(MetricsServer { server })

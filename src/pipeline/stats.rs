@@ -167,6 +167,10 @@ pub struct ConnStats {
     /// Deltas the books of this connection already covered (a repeated frame, `u` below the
     /// snapshot's `lastUpdateId`): skipped (written by the book thread).
     pub book_stale_deltas: AtomicU64,
+    /// Books this connection carries (gauge, written by the book thread).
+    pub books: AtomicU64,
+    /// Of them, the books currently synced (gauge, written by the book thread).
+    pub books_synced: AtomicU64,
 }
 
 impl ConnStats {
@@ -193,6 +197,8 @@ impl ConnStats {
             book_resyncs: AtomicU64::new(0),
             book_checksum_failures: AtomicU64::new(0),
             book_stale_deltas: AtomicU64::new(0),
+            books: AtomicU64::new(0),
+            books_synced: AtomicU64::new(0),
         }
     }
 

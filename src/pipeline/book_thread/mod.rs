@@ -205,7 +205,8 @@ pub struct BookThread {
     batch: Vec<IngestItem>,
     latency: Option<StageRecorder>,
     conn_stats: Vec<Arc<CachePadded<super::ConnStats>>>,
-    conn_sums: Vec<[u64; 4]>,
+    /// Per connection: gaps, resyncs, checksum failures, stale deltas, books, synced books.
+    conn_sums: Vec<[u64; 6]>,
     book_resyncs: Arc<[super::stats::BookResyncs]>,
     resync_policy: ResyncConfig,
     /// Per instrument: resyncs sent since it was last synced for `reset_after_ms`.
@@ -298,7 +299,7 @@ impl BookThread {
     /// Publishes per-connection book counters (gaps, resyncs, checksum failures) into
     /// `conn_stats[c]` for connection `c`, besides the totals.
     pub fn with_conn_stats(mut self, conn_stats: Vec<Arc<CachePadded<super::ConnStats>>>) -> Self {
-        self.conn_sums = vec![[0; 4]; conn_stats.len()];
+        self.conn_sums = vec![[0; 6]; conn_stats.len()];
         self.conn_stats = conn_stats;
         self
     }
@@ -813,15 +814,20 @@ impl BookThread {
         let (mut books, mut synced, mut snapshots, mut deltas, mut gaps, mut resyncs, mut fails) =
             (0, 0, 0, 0, 0, 0, 0);
         for sums in &mut self.conn_sums {
-            *sums = [0; 4];
+            *sums = [0; 6];
         }
         for id in self.engine.registered() {
             if !self.is_book.get(id.index()).copied().unwrap_or(false) {
                 continue;
             }
             books += 1;
-            if self.engine.state(id) == Some(SyncState::Synced) {
-                synced += 1;
+            let is_synced = self.engine.state(id) == Some(SyncState::Synced);
+            synced += u64::from(is_synced);
+            if let Some(Some(c)) = self.topo.conn_of.get(id.index()) {
+                if let Some(sums) = self.conn_sums.get_mut(*c) {
+                    sums[4] += 1;
+                    sums[5] += u64::from(is_synced);
+                }
             }
             if let Some(s) = self.engine.stats(id) {
                 snapshots += s.snapshots;
@@ -849,6 +855,8 @@ impl BookThread {
             c.book_resyncs.store(sums[1], Ordering::Relaxed);
             c.book_checksum_failures.store(sums[2], Ordering::Relaxed);
             c.book_stale_deltas.store(sums[3], Ordering::Relaxed);
+            c.books.store(sums[4], Ordering::Relaxed);
+            c.books_synced.store(sums[5], Ordering::Relaxed);
         }
         let st = &self.stats;
         st.books.store(books, Ordering::Relaxed);
