@@ -447,13 +447,16 @@ impl Fanout {
                 {
                     Some(i) => i,
                     None => {
-                        instr.snaps.push(SnapStream::new(
-                            &spec.name,
-                            spec.depth,
-                            spec.interval_ms,
-                            timer,
-                            now_ns,
-                        ));
+                        instr.snaps.push(
+                            SnapStream::new(
+                                &spec.name,
+                                spec.depth,
+                                spec.interval_ms,
+                                timer,
+                                now_ns,
+                            )
+                            .grouped_by(spec.grouping()),
+                        );
                         if timer {
                             self.timer_streams += 1;
                             self.next_timer_ns = self
@@ -531,7 +534,10 @@ impl Fanout {
         };
         self.cold.clear();
         let depth = match sub.slot {
-            Slot::Snap(i) => instr.snaps.get(i as usize).map_or(0, |s| s.top.bids.len()),
+            Slot::Snap(i) => instr
+                .snaps
+                .get(i as usize)
+                .map_or(0, |s| s.read_depth().min(self.slots.max_depth())),
             Slot::Imb(i) => instr.imbs.get(i as usize).map_or(0, |s| s.depth),
             _ => 0,
         };
@@ -558,14 +564,10 @@ impl Fanout {
                 };
                 let ts = s.current(&self.cold_view, h.ts_ns());
                 update_id = s.top.update_id;
-                encode::book_snapshot(
+                s.encode(
                     &mut self.cold,
                     instr.exchange,
                     &instr.symbol,
-                    &s.name,
-                    s.interval_ms,
-                    &s.top.bids,
-                    &s.top.asks,
                     ts,
                     h.stamps.recv_ts_ns,
                 );

@@ -369,20 +369,58 @@ impl BookChangeWriter {
     }
 }
 
+/// One level of a `book_snapshot`: `None` is a missing level (written `{}`).
+pub trait SnapshotLevel {
+    /// Appends `{"price":P,"amount":A}` or `{}`.
+    fn write(&self, out: &mut Vec<u8>);
+}
+
+impl SnapshotLevel for Option<(Decimal, Decimal)> {
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Some((price, amount)) => {
+                out.extend_from_slice(b"{\"price\":");
+                write_number(out, *price);
+                out.extend_from_slice(b",\"amount\":");
+                write_number(out, *amount);
+                out.push(b'}');
+            }
+            None => out.extend_from_slice(b"{}"),
+        }
+    }
+}
+
+/// A grouped level: price and summed amount as doubles, as tardis-node computes them.
+impl SnapshotLevel for Option<(f64, f64)> {
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Some((price, amount)) => {
+                out.extend_from_slice(b"{\"price\":");
+                write_f64(out, *price);
+                out.extend_from_slice(b",\"amount\":");
+                write_f64(out, *amount);
+                out.push(b'}');
+            }
+            None => out.extend_from_slice(b"{}"),
+        }
+    }
+}
+
 /// A `book_snapshot` message (also `quote`, a depth-1 snapshot): `name` is the data type the
 /// client asked for, verbatim; `bids` and `asks` run best first with exactly `depth` entries,
-/// `None` for a missing level (written `{}`). `ts_ns` is the snapshot's `timestamp` (the
-/// change's exchange time, or the end of its interval bucket), `recv_ts_ns` its
-/// `localTimestamp`.
+/// `None` for a missing level (written `{}`); `grouping` (grouped series only) goes after
+/// `interval`, as tardis-node writes it. `ts_ns` is the snapshot's `timestamp` (the change's
+/// exchange time, or the end of its interval bucket), `recv_ts_ns` its `localTimestamp`.
 #[allow(clippy::too_many_arguments)]
-pub fn book_snapshot(
+pub fn book_snapshot<L: SnapshotLevel>(
     out: &mut Vec<u8>,
     exchange: Exchange,
     symbol: &str,
     name: &str,
     interval_ms: u64,
-    bids: &[Option<(Decimal, Decimal)>],
-    asks: &[Option<(Decimal, Decimal)>],
+    grouping: Option<f64>,
+    bids: &[L],
+    asks: &[L],
     ts_ns: i64,
     recv_ts_ns: i64,
 ) {
@@ -394,6 +432,10 @@ pub fn book_snapshot(
     out.extend_from_slice(buf.format(bids.len()).as_bytes());
     out.extend_from_slice(b",\"interval\":");
     out.extend_from_slice(buf.format(interval_ms).as_bytes());
+    if let Some(g) = grouping {
+        out.extend_from_slice(b",\"grouping\":");
+        write_f64(out, g);
+    }
     out.extend_from_slice(b",\"bids\":[");
     snapshot_levels(out, bids);
     out.extend_from_slice(b"],\"asks\":[");
@@ -401,6 +443,15 @@ pub fn book_snapshot(
     out.push(b']');
     times(out, ts_ns, recv_ts_ns);
     out.push(b'}');
+}
+
+fn snapshot_levels<L: SnapshotLevel>(out: &mut Vec<u8>, levels: &[L]) {
+    for (i, level) in levels.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        level.write(out);
+    }
 }
 
 /// A `trade_bar` message (tardis-node `src/computable/tradebar.ts`, fields in its order):
@@ -456,24 +507,6 @@ pub fn trade_bar(
     out.extend_from_slice(b",\"timestamp\":");
     write_timestamp(out, b.timestamp.0, b.timestamp.1);
     out.push(b'}');
-}
-
-fn snapshot_levels(out: &mut Vec<u8>, levels: &[Option<(Decimal, Decimal)>]) {
-    for (i, level) in levels.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        match level {
-            Some((price, amount)) => {
-                out.extend_from_slice(b"{\"price\":");
-                write_number(out, *price);
-                out.extend_from_slice(b",\"amount\":");
-                write_number(out, *amount);
-                out.push(b'}');
-            }
-            None => out.extend_from_slice(b"{}"),
-        }
-    }
 }
 
 /// A `disconnect` message: `symbols_json` is the option's `symbols` array exactly as the
@@ -699,6 +732,7 @@ mod tests {
             "XBTUSD",
             "book_snapshot_2_1000ms",
             1000,
+            None,
             &[Some((d("119"), d("20"))), None],
             &[Some((d("120"), d("10"))), Some((d("200"), d("20")))],
             1_564_617_611_000_000_000,

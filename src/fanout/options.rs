@@ -8,8 +8,8 @@
 //!   (`book_snapshot_x_1s`, `quote_xs`, `trade_bar_5x`, `imbalance_0`): [`OptionsError::Malformed`]
 //!   with tardis-machine's error text, closed 1011;
 //! - an empty array: [`OptionsError::Empty`], closed 1000 `WS stream-normalized finished`;
-//! - an unknown exchange, symbol or data type, or one pinfeed does not compute (grouped
-//!   snapshots, option summaries, a type the exchange has no feed for): a
+//! - an unknown exchange, symbol or data type, or one pinfeed does not compute (option
+//!   summaries, a type the exchange has no feed for): a
 //!   [`ResolveError`] naming it; the valid rest of the request is served.
 
 use serde_json::Value;
@@ -56,6 +56,16 @@ pub struct SnapshotSpec {
     pub depth: usize,
     /// Interval in ms; 0 = after every change of the top `depth` levels.
     pub interval_ms: u64,
+    /// `_grouped{g}`: the price grouping `g` as an IEEE double's bits (tardis-machine's
+    /// `Number(g)`), positive; `None` ungrouped.
+    pub grouping_bits: Option<u64>,
+}
+
+impl SnapshotSpec {
+    /// The price grouping, when grouped.
+    pub fn grouping(&self) -> Option<f64> {
+        self.grouping_bits.map(f64::from_bits)
+    }
 }
 
 /// What closes a trade bar (tardis-node `src/computable/tradebar.ts`, `BarKind`).
@@ -120,7 +130,7 @@ pub enum DataType {
     TradeBar(BarSpec),
     /// pinfeed: `imbalance_{N}`.
     Imbalance(usize),
-    /// Well formed, but pinfeed does not compute it (grouped snapshots, depth over
+    /// Well formed, but pinfeed does not compute it (depth over
     /// [`MAX_DEPTH_LEVELS`]): `details` says why.
     Unsupported {
         /// The data type string.
@@ -372,6 +382,7 @@ pub fn parse_data_type(s: &str) -> Result<DataType, String> {
             name: s.to_string(),
             depth: 1,
             interval_ms: 0,
+            grouping_bits: None,
         }),
         _ if s.starts_with("trade_bar") => parse_trade_bar(s)?,
         _ if s.starts_with("book_snapshot") => parse_book_snapshot(s)?,
@@ -383,6 +394,7 @@ pub fn parse_data_type(s: &str) -> Result<DataType, String> {
                 name: s.to_string(),
                 depth: 1,
                 interval_ms: interval_ms(spec, s)?,
+                grouping_bits: None,
             })
         }
         _ if s.starts_with("imbalance_") => {
@@ -416,23 +428,25 @@ fn parse_book_snapshot(s: &str) -> Result<DataType, String> {
     let depth = depth_number(depth_str)
         .ok_or_else(|| format!("Error: invalid depth: {depth_str}, data type: {s}"))?;
     let interval = interval_ms(parts[parts.len() - 1], s)?;
-    if parts.len() == 5 {
+    // a positive decimal of at most 9 fraction digits (stricter than `Number(g)`)
+    let grouping_bits = if parts.len() == 5 {
         let grouping = parts[3].strip_prefix("grouped").and_then(|g| {
             scaled_number(g, 1_000_000_000)
                 .filter(|&v| v > 0)
-                .map(|_| g)
+                .and_then(|_| g.parse::<f64>().ok())
         });
-        return match grouping {
-            None => Err(format!(
-                "Error: invalid grouping: {}, data type: {s}",
-                parts[3]
-            )),
-            Some(_) => Ok(DataType::Unsupported {
-                name: s.to_string(),
-                details: format!("{s}: grouped book snapshots are not supported by pinfeed"),
-            }),
-        };
-    }
+        match grouping {
+            None => {
+                return Err(format!(
+                    "Error: invalid grouping: {}, data type: {s}",
+                    parts[3]
+                ));
+            }
+            Some(g) => Some(g.to_bits()),
+        }
+    } else {
+        None
+    };
     if depth > MAX_DEPTH_LEVELS {
         return Ok(DataType::Unsupported {
             name: s.to_string(),
@@ -445,6 +459,7 @@ fn parse_book_snapshot(s: &str) -> Result<DataType, String> {
         name: s.to_string(),
         depth,
         interval_ms: interval,
+        grouping_bits,
     }))
 }
 
@@ -727,6 +742,7 @@ mod tests {
             name: name.into(),
             depth,
             interval_ms,
+            grouping_bits: None,
         })
     }
 
@@ -774,11 +790,12 @@ mod tests {
             };
             assert_eq!((b.name.as_str(), b.kind, b.interval()), (s, kind, interval));
         }
-        for s in [
-            "book_snapshot_10_grouped0.5_100ms",
-            "book_snapshot_5000_1s",
-            "imbalance_5000",
-        ] {
+        let Ok(DataType::BookSnapshot(g)) = parse_data_type("book_snapshot_10_grouped0.5_100ms")
+        else {
+            panic!("grouped snapshot not parsed");
+        };
+        assert_eq!((g.depth, g.interval_ms, g.grouping()), (10, 100, Some(0.5)));
+        for s in ["book_snapshot_5000_1s", "imbalance_5000"] {
             assert!(
                 matches!(parse_data_type(s), Ok(DataType::Unsupported { .. })),
                 "{s}"

@@ -357,34 +357,14 @@ impl Fanout {
         for s in snaps.iter_mut() {
             if let Some(t) = s.before_change(ts) {
                 self.scratch.clear();
-                encode::book_snapshot(
-                    &mut self.scratch,
-                    *exchange,
-                    symbol,
-                    &s.name,
-                    s.interval_ms,
-                    &s.top.bids,
-                    &s.top.asks,
-                    t,
-                    st.recv_ts_ns,
-                );
+                s.encode(&mut self.scratch, *exchange, symbol, t, st.recv_ts_ns);
                 let id = s.top.update_id;
                 self.s
                     .deliver_to(&s.subs, &self.scratch, true, &st, sent, Pick::All, id);
             }
             if let Some(t) = s.after_change(&self.view, ts) {
                 self.scratch.clear();
-                encode::book_snapshot(
-                    &mut self.scratch,
-                    *exchange,
-                    symbol,
-                    &s.name,
-                    s.interval_ms,
-                    &s.top.bids,
-                    &s.top.asks,
-                    t,
-                    st.recv_ts_ns,
-                );
+                s.encode(&mut self.scratch, *exchange, symbol, t, st.recv_ts_ns);
                 let id = s.top.update_id;
                 self.s
                     .deliver_to(&s.subs, &self.scratch, true, &st, sent, Pick::All, id);
@@ -519,19 +499,9 @@ impl Fanout {
                         let h = self.view.header;
                         // a slot written before this depth was wanted: its refresh comes
                         if h.synced && usize::from(h.depth) >= *depth {
-                            s.top.refresh(&self.view);
+                            s.refresh(&self.view);
                             self.scratch.clear();
-                            encode::book_snapshot(
-                                &mut self.scratch,
-                                *exchange,
-                                symbol,
-                                &s.name,
-                                s.interval_ms,
-                                &s.top.bids,
-                                &s.top.asks,
-                                ts,
-                                wall,
-                            );
+                            s.encode(&mut self.scratch, *exchange, symbol, ts, wall);
                             let id = s.top.update_id;
                             self.s.deliver_to(
                                 &s.subs,

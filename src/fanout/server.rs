@@ -806,6 +806,7 @@ mod tests {
             name: "book_snapshot_2_0ms".into(),
             depth: 2,
             interval_ms: 0,
+            grouping_bits: None,
         };
         let (mut f, id, _held) = shard_with_clients(1, || SubKind::Snapshot {
             spec: spec.clone(),

@@ -81,6 +81,102 @@ impl Top {
     }
 }
 
+/// `_grouped{g}` levels, tardis-node's `BookSnapshotComputable` grouping
+/// (`src/computable/booksnapshot.ts`, `_updateSideGrouped`), in its double arithmetic so the
+/// levels equal tardis' bit for bit: bid prices floored and ask prices ceiled to multiples of
+/// `g` (scaled by `10^decimalPlaces(g)`), amounts summed in book order. As there, a grouped
+/// level past the last one computed keeps its old value. The raw levels are the slot's (the
+/// best `[server] slot_depth` per side), not the whole book.
+#[derive(Clone, Debug)]
+pub struct Grouped {
+    /// `g`.
+    pub grouping: f64,
+    /// `10^decimalPlaces(g)`.
+    pow: f64,
+    /// Grouped bids, best first.
+    pub bids: Vec<Option<(f64, f64)>>,
+    /// Grouped asks, best first.
+    pub asks: Vec<Option<(f64, f64)>>,
+}
+
+/// tardis-node `handy.ts` `decimalPlaces`: the first power of ten that makes `n` whole (to
+/// 1e-10).
+fn decimal_places(n: f64) -> i32 {
+    let has_fraction = |x: f64| ((x + 0.5).floor() - x).abs() > 1e-10;
+    let mut count = 0;
+    while has_fraction(n * 10f64.powi(count)) && 10f64.powi(count).is_finite() {
+        count += 1;
+    }
+    count
+}
+
+impl Grouped {
+    /// Empty levels, `depth` per side.
+    pub fn new(grouping: f64, depth: usize) -> Grouped {
+        Grouped {
+            grouping,
+            pow: 10f64.powi(decimal_places(grouping)),
+            bids: vec![None; depth],
+            asks: vec![None; depth],
+        }
+    }
+
+    fn group(&self, price: f64, side: BookSide) -> f64 {
+        let price_pow = price * self.pow;
+        let group_pow = self.grouping * self.pow;
+        let remainder = (price_pow % group_pow) / self.pow;
+        let up = if side == BookSide::Ask && remainder > 0.0 {
+            group_pow
+        } else {
+            0.0
+        };
+        (price_pow - remainder * self.pow + up) / self.pow
+    }
+
+    /// Regroups from the slot; true when a grouped level changed.
+    pub fn refresh(&mut self, book: &SlotView) -> bool {
+        let mut changed = false;
+        for side in [BookSide::Bid, BookSide::Ask] {
+            let mut current: Option<f64> = None;
+            let mut amount = 0.0;
+            let mut k = 0;
+            let depth = self.bids.len();
+            let mut put = |levels: &mut Vec<Option<(f64, f64)>>, k: usize, level: (f64, f64)| {
+                if levels[k] != Some(level) {
+                    levels[k] = Some(level);
+                    changed = true;
+                }
+            };
+            let mut out = std::mem::take(match side {
+                BookSide::Bid => &mut self.bids,
+                BookSide::Ask => &mut self.asks,
+            });
+            for (p, q) in book.decimal_levels(side) {
+                let g = self.group(decimal_f64(p), side);
+                let c = *current.get_or_insert(g);
+                if c != g {
+                    put(&mut out, k, (c, amount));
+                    k += 1;
+                    if k == depth {
+                        break;
+                    }
+                    current = Some(g);
+                    amount = 0.0;
+                }
+                amount += decimal_f64(q);
+            }
+            if let Some(c) = current.filter(|_| k < depth && amount > 0.0) {
+                put(&mut out, k, (c, amount));
+            }
+            match side {
+                BookSide::Bid => self.bids = out,
+                BookSide::Ask => self.asks = out,
+            }
+        }
+        changed
+    }
+}
+
 /// One snapshot series of one instrument, shared by every client that asked for its name.
 #[derive(Clone, Debug)]
 pub struct SnapStream {
@@ -92,8 +188,10 @@ pub struct SnapStream {
     pub timer: bool,
     /// Subscribers.
     pub subs: Vec<SubRef>,
-    /// The top as of the last change (what a snapshot shows).
+    /// The top as of the last change (what a snapshot shows; ungrouped series).
     pub top: Top,
+    /// Grouped series: the grouped top as of the last change (what a snapshot shows).
+    pub grouped: Option<Grouped>,
     changed: bool,
     initialized: bool,
     /// tardis' `_lastUpdateTimestamp`: exchange time of the last change, unix ns (or the end
@@ -112,6 +210,7 @@ impl SnapStream {
             timer,
             subs: Vec::new(),
             top: Top::new(depth),
+            grouped: None,
             changed: false,
             initialized: false,
             last_update_ts_ns: 0,
@@ -121,6 +220,76 @@ impl SnapStream {
         s
     }
 
+    /// The series grouped by `grouping` (`_grouped{g}`).
+    pub fn grouped_by(mut self, grouping: Option<f64>) -> Self {
+        self.grouped = grouping.map(|g| Grouped::new(g, self.top.bids.len()));
+        self
+    }
+
+    /// Levels per side it shows.
+    pub fn depth(&self) -> usize {
+        self.top.bids.len()
+    }
+
+    /// Levels per side it reads from the slot: its depth, or for a grouped series every level
+    /// the slot holds (`usize::MAX`).
+    pub fn read_depth(&self) -> usize {
+        if self.grouped.is_some() {
+            usize::MAX
+        } else {
+            self.depth()
+        }
+    }
+
+    /// Takes the slot's state into what a snapshot shows; true when that changed.
+    pub fn refresh(&mut self, book: &SlotView) -> bool {
+        match &mut self.grouped {
+            Some(g) => {
+                self.top.update_id = book.header.update_id;
+                g.refresh(book)
+            }
+            None => self.top.refresh(book),
+        }
+    }
+
+    /// Appends the `book_snapshot` message of what the series shows.
+    pub fn encode(
+        &self,
+        out: &mut Vec<u8>,
+        exchange: Exchange,
+        symbol: &str,
+        ts_ns: i64,
+        recv_ts_ns: i64,
+    ) {
+        let (name, interval) = (&*self.name, self.interval_ms);
+        match &self.grouped {
+            Some(g) => super::encode::book_snapshot(
+                out,
+                exchange,
+                symbol,
+                name,
+                interval,
+                Some(g.grouping),
+                &g.bids,
+                &g.asks,
+                ts_ns,
+                recv_ts_ns,
+            ),
+            None => super::encode::book_snapshot(
+                out,
+                exchange,
+                symbol,
+                name,
+                interval,
+                None,
+                &self.top.bids,
+                &self.top.asks,
+                ts_ns,
+                recv_ts_ns,
+            ),
+        }
+    }
+
     fn interval_ns(&self) -> i64 {
         (self.interval_ms as i64).saturating_mul(1_000_000)
     }
@@ -128,6 +297,10 @@ impl SnapStream {
     /// Forgets all state (disconnect, lost sync): the next change starts a new series.
     pub fn reset(&mut self) {
         self.top.clear();
+        if let Some(g) = &mut self.grouped {
+            g.bids.fill(None);
+            g.asks.fill(None);
+        }
         self.changed = false;
         self.initialized = false;
         self.last_update_ts_ns = 0;
@@ -165,7 +338,7 @@ impl SnapStream {
         if self.timer {
             return None;
         }
-        if self.top.refresh(book) {
+        if self.refresh(book) {
             self.changed = true;
         }
         self.last_update_ts_ns = ts_ns;
@@ -181,11 +354,11 @@ impl SnapStream {
     /// synced: brings the top up to date and returns the `timestamp` to show it with.
     pub fn current(&mut self, book: &SlotView, last_change_ts_ns: i64) -> i64 {
         if self.timer {
-            self.top.refresh(book);
+            self.refresh(book);
             return last_change_ts_ns;
         }
         if !self.initialized {
-            self.top.refresh(book);
+            self.refresh(book);
             self.changed = false;
             self.initialized = true;
             self.last_update_ts_ns = last_change_ts_ns;
@@ -499,7 +672,7 @@ impl InstrState {
 
     /// The largest depth the series and imbalance streams need.
     pub fn wanted_depth(&self) -> usize {
-        let snaps = self.snaps.iter().map(|s| s.top.bids.len());
+        let snaps = self.snaps.iter().map(SnapStream::read_depth);
         let imbs = self.imbs.iter().map(|s| s.depth);
         snaps.chain(imbs).max().unwrap_or(0)
     }
@@ -625,6 +798,28 @@ mod tests {
         // a late turn emits once at the latest boundary
         assert_eq!(t.timer_due(15 * S + 1), Some(15 * S));
         assert_eq!(t.next_due_ns, 16 * S);
+    }
+
+    #[test]
+    fn grouped_levels_floor_bids_and_ceil_asks_like_tardis() {
+        assert_eq!(decimal_places(0.5), 1);
+        assert_eq!(decimal_places(10.0), 0);
+        assert_eq!(decimal_places(0.001), 3);
+        let b = book(
+            &[("65114.2", "1"), ("65114.0", "2"), ("65113.9", "0.5")],
+            &[("65114.3", "3"), ("65114.5", "1"), ("65115.1", "2")],
+        );
+        let mut g = Grouped::new(0.5, 3);
+        assert!(g.refresh(&view(&b)));
+        // 65114.2 and 65114.0 floor to 65114; 65113.9 to 65113.5
+        assert_eq!(g.bids, [Some((65114.0, 3.0)), Some((65113.5, 0.5)), None]);
+        // 65114.3 and 65114.5 ceil to 65114.5; 65115.1 to 65115.5
+        assert_eq!(g.asks, [Some((65114.5, 4.0)), Some((65115.5, 2.0)), None]);
+        assert!(!g.refresh(&view(&b)));
+        // tardis keeps a grouped level past the last one computed
+        let b = book(&[("65114.2", "1")], &[("65114.3", "3")]);
+        assert!(g.refresh(&view(&b)));
+        assert_eq!(g.bids, [Some((65114.0, 1.0)), Some((65113.5, 0.5)), None]);
     }
 
     #[test]
