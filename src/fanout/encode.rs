@@ -242,12 +242,14 @@ fn field_number(out: &mut Vec<u8>, name: &str, v: Option<Decimal>) {
 fn times(out: &mut Vec<u8>, exch_ts_ns: i64, recv_ts_ns: i64) {
     out.extend_from_slice(b",\"timestamp\":");
     // tardis: the exchange time, falling back to the local time when the venue gives none
-    let ts = if exch_ts_ns != 0 {
-        exch_ts_ns
+    // (then the same instant as `localTimestamp`, to the ms: a Binance spot REST snapshot's
+    // `timestamp` once printed microseconds its `localTimestamp` did not, so it came after it)
+    let (ts, millis_only) = if exch_ts_ns != 0 {
+        (exch_ts_ns, false)
     } else {
-        recv_ts_ns
+        (recv_ts_ns, true)
     };
-    write_timestamp(out, ts, false);
+    write_timestamp(out, ts, millis_only);
     out.extend_from_slice(b",\"localTimestamp\":");
     write_timestamp(out, recv_ts_ns, true);
 }
@@ -635,6 +637,18 @@ mod tests {
         let mut v = Vec::new();
         write_timestamp(&mut v, ns, millis_only);
         String::from_utf8(v).unwrap()
+    }
+
+    /// Issue 10: an event without a venue time (Binance spot's REST snapshot) gets its
+    /// arrival as `timestamp`, printed as `localTimestamp` is (ms), never after it.
+    #[test]
+    fn a_missing_venue_time_is_the_local_time_to_the_ms() {
+        let mut out = Vec::new();
+        times(&mut out, 0, 1_559_347_210_426_995_000);
+        assert_eq!(
+            text(out),
+            r#","timestamp":"2019-06-01T00:00:10.426Z","localTimestamp":"2019-06-01T00:00:10.426Z""#
+        );
     }
 
     #[test]

@@ -65,12 +65,13 @@ pub struct SlotHeader {
 }
 
 impl SlotHeader {
-    /// The `timestamp` of the state: exchange time, else receive time, unix ns.
+    /// The `timestamp` of the state: exchange time, else receive time truncated to the ms
+    /// (tardis' `localTimestamp`, a JavaScript `Date`), unix ns.
     pub fn ts_ns(&self) -> i64 {
         if self.stamps.exch_ts_ns != 0 {
             self.stamps.exch_ts_ns
         } else {
-            self.stamps.recv_ts_ns
+            self.stamps.recv_ts_ns.div_euclid(1_000_000) * 1_000_000
         }
     }
 }
