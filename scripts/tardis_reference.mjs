@@ -2,6 +2,7 @@
 // Reference output of tardis-node's computables for a captured pinfeed stream.
 //
 //   usage: node scripts/tardis_reference.mjs --types TYPE[,TYPE...] [INPUT.jsonl]
+//          node scripts/tardis_reference.mjs --map EXCHANGE --types TYPE[,TYPE...] [INPUT.jsonl]
 //
 // Reads normalized messages (tardis-machine wire JSON, one per line: what a pinfeed client
 // received, e.g. `trade` and `book_change`) from INPUT or stdin, runs them through tardis-dev's
@@ -10,6 +11,11 @@
 // `src/helpers.ts` `getComputables`), and prints every computed message as tardis-machine
 // would send it (its `Date.prototype.toISOString` patch: microseconds when the source time had
 // them). Source messages are not printed.
+//
+// With --map, INPUT holds raw venue frames instead, one `{"localTimestamp": ISO, "message":
+// FRAME}` per line, and each goes through tardis-dev's own normalizers for TYPE
+// (`option_summary`, `derivative_ticker`, `trade`, `book_change`, `book_ticker`,
+// `liquidation`) for EXCHANGE; every normalized message is printed.
 //
 // Needs the npm package tardis-dev: resolved from TARDIS_NODE_MODULES (a node_modules
 // directory), else from the usual module path. scripts/test.sh installs it under
@@ -31,10 +37,13 @@ function usage(msg) {
 
 const args = process.argv.slice(2)
 let types = []
+let mapExchange
 let input
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--types') {
     types = (args[++i] ?? '').split(',').filter((t) => t.length > 0)
+  } else if (args[i] === '--map') {
+    mapExchange = args[++i]
   } else if (input === undefined) {
     input = args[i]
   } else {
@@ -108,9 +117,42 @@ Date.prototype.toISOString = function () {
   return iso.slice(0, iso.length - 1) + this.μs.toString().padStart(3, '0') + 'Z'
 }
 
+const NORMALIZERS = {
+  option_summary: tardis.normalizeOptionsSummary,
+  derivative_ticker: tardis.normalizeDerivativeTickers,
+  trade: tardis.normalizeTrades,
+  book_change: tardis.normalizeBookChanges,
+  book_ticker: tardis.normalizeBookTickers,
+  liquidation: tardis.normalizeLiquidations
+}
+
+function lines() {
+  return createInterface({ input: input ? createReadStream(input) : process.stdin, crlfDelay: Infinity })
+}
+
+if (mapExchange !== undefined) {
+  const mappers = types.map((t) => {
+    const factory = NORMALIZERS[t]
+    if (factory === undefined) usage(`--map: no normalizer for ${t}`)
+    return factory(mapExchange, new Date())
+  })
+  const out = []
+  for await (const line of lines()) {
+    if (line.trim().length === 0) continue
+    const { localTimestamp, message } = JSON.parse(line)
+    const local = reviveDate(localTimestamp)
+    const msg = JSON.parse(message)
+    for (const mapper of mappers) {
+      if (!mapper.canHandle(msg)) continue
+      for (const m of mapper.map(msg, local)) out.push(JSON.stringify(m))
+    }
+  }
+  if (out.length > 0) process.stdout.write(out.join('\n') + '\n')
+  process.exit(0)
+}
+
 async function* messages() {
-  const lines = createInterface({ input: input ? createReadStream(input) : process.stdin, crlfDelay: Infinity })
-  for await (const line of lines) {
+  for await (const line of lines()) {
     if (line.trim().length === 0) continue
     const m = JSON.parse(line)
     for (const key of ['timestamp', 'localTimestamp']) {

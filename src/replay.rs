@@ -226,6 +226,8 @@ impl Replay {
         let mut line: Vec<u8> = Vec::with_capacity(64 * 1024);
         let mut change = encode::BookChangeWriter::default();
         let mut book_msg: (bool, Stamps) = (false, Stamps::default());
+        // the first half of an option ticker, until its second half
+        let mut option_half: Option<crate::model::OptionHalf> = None;
         let mut out_buf: Vec<u8> = Vec::with_capacity(1 << 20);
         let write_events = events_out.is_some();
         for w in &work {
@@ -271,6 +273,23 @@ impl Replay {
                                 if let Some(state) = engine.ticker(t.instrument) {
                                     encode::derivative_ticker(&mut line, e, s, state);
                                 }
+                            }
+                        }
+                        Event::OptionHalf(h) if h.half == 0 => option_half = Some(*h),
+                        Event::OptionHalf(h) => {
+                            let (e, s) = instruments.name(h.instrument);
+                            if let (Some(a), Some(fields)) =
+                                (option_half.take(), encode::option_static(s))
+                            {
+                                encode::option_summary(
+                                    &mut line,
+                                    e,
+                                    s,
+                                    &fields,
+                                    &a,
+                                    h,
+                                    h.stamps.recv_ts_ns,
+                                );
                             }
                         }
                         Event::BookBegin(b) => {

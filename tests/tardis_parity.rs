@@ -418,3 +418,74 @@ fn book_snapshots_and_quotes_equal_tardis_node() {
         reference.len()
     );
 }
+
+/// Deribit's option tickers as `option_summary`, against tardis-node's own
+/// `normalizeOptionsSummary` run over the same recorded frames: every message equal byte for
+/// byte up to its `localTimestamp` (pinfeed's is the engine's arrival time, tardis-node's the
+/// recorded one), in order.
+#[test]
+fn option_summaries_equal_tardis_node() {
+    let Some(modules) = tardis_node_modules() else {
+        return;
+    };
+    let mut options = everywhere(&["trade"]);
+    options.push(json!({"exchange": "deribit", "dataTypes": ["option_summary"]}));
+    let lines = capture_options(options, recorded_trades(), 0.0, "");
+    let strip = |l: &str| -> String {
+        let at = l
+            .rfind(",\"localTimestamp\":")
+            .expect("localTimestamp last");
+        l[..at].to_string()
+    };
+    let ours: Vec<String> = lines
+        .iter()
+        .filter(|l| l.starts_with("{\"type\":\"option_summary\""))
+        .map(|l| strip(l))
+        .collect();
+    // the recorded Deribit frames, with their arrival times
+    let dir = std::env::temp_dir().join(format!("pinfeed-tardis-map-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("frames.jsonl");
+    let mut frames = String::new();
+    for rec in util::recordings() {
+        for r in &rec.records {
+            if let pinfeed::sim::recording::Record::Recv { conn, data, ts } = r {
+                if conn.starts_with("DERIBIT") {
+                    let local = (ts * 1e3).round() as i64 * 1_000_000;
+                    let mut iso = Vec::new();
+                    pinfeed::fanout::encode::write_timestamp(&mut iso, local, true);
+                    let iso: String = serde_json::from_slice(&iso).unwrap();
+                    frames.push_str(&json!({"localTimestamp": iso, "message": data}).to_string());
+                    frames.push('\n');
+                }
+            }
+        }
+    }
+    std::fs::write(&input, frames).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/tardis_reference.mjs");
+    let out = Command::new("node")
+        .arg(script)
+        .args(["--map", "deribit", "--types", "option_summary"])
+        .arg(&input)
+        .env("TARDIS_NODE_MODULES", &modules)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tardis_reference.mjs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let reference: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(strip)
+        .collect();
+    assert!(reference.len() > 50, "{} option summaries", reference.len());
+    assert_same(&ours, &reference, "option_summary");
+    eprintln!(
+        "{} option_summary messages equal tardis-node's; first: {}",
+        ours.len(),
+        ours[0]
+    );
+}

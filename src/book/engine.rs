@@ -616,7 +616,9 @@ impl BookEngine {
                 }
                 Disposition::Idle
             }
-            Event::BookTicker(_) | Event::Liquidation(_) => Disposition::Idle,
+            Event::BookTicker(_) | Event::Liquidation(_) | Event::OptionHalf(_) => {
+                Disposition::Idle
+            }
         }
     }
 

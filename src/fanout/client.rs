@@ -71,6 +71,8 @@ pub enum Slot {
     Imb(u32),
     /// Index into the instrument's trade bar series.
     Bar(u32),
+    /// `option_summary`.
+    OptionSummary,
 }
 
 /// One subscription of a client.

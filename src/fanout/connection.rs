@@ -480,6 +480,13 @@ impl Fanout {
                 instr.imbs[i].subs.push(r);
                 Slot::Imb(i as u32)
             }
+            SubKind::OptionSummary => {
+                if instr.option_static.is_none() {
+                    instr.option_static = encode::option_static(&instr.symbol).map(Into::into);
+                }
+                instr.option_summary.push(r);
+                Slot::OptionSummary
+            }
             SubKind::TradeBar(spec) => {
                 let i = match instr.bars.iter().position(|b| *b.name == *spec.name) {
                     Some(i) => i,
@@ -678,6 +685,7 @@ impl Fanout {
                 Slot::Snap(k) => &mut instr.snaps[k as usize].subs,
                 Slot::Imb(k) => &mut instr.imbs[k as usize].subs,
                 Slot::Bar(k) => &mut instr.bars[k as usize].subs,
+                Slot::OptionSummary => &mut instr.option_summary,
             };
             if let Some(p) = list.iter().position(|x| *x == r) {
                 list.remove(p);

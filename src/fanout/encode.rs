@@ -205,6 +205,110 @@ pub fn write_timestamp(out: &mut Vec<u8>, unix_ns: i64, millis_only: bool) {
     out.extend_from_slice(b"Z\"");
 }
 
+/// (year, month 1-12, day 1-31) to days since 1970-01-01, proleptic Gregorian.
+/// Algorithm: Howard Hinnant, "chrono-Compatible Low-Level Date Algorithms", `days_from_civil`.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The fields of an `option_summary` that its symbol gives, as JSON to splice after the
+/// head: `,"optionType":"put","strikePrice":8000,"expirationDate":"2021-09-24T08:00:00.000Z"`
+/// for `BTC-24SEP21-8000-P`. As tardis-node's `DeribitOptionSummaryMapper` reads a Deribit
+/// option name `{base}-{DMMMYY}-{strike}-{C|P}`: `P` is a put, anything else a call; a `d` in
+/// the strike is its decimal point (`1d02`); expiry at 08:00 UTC of that day
+/// (<https://docs.deribit.com/#public-get_instruments>, `instrument_name`). `None` for a
+/// symbol of another shape.
+pub fn option_static(symbol: &str) -> Option<String> {
+    let parts: Vec<&str> = symbol.split('-').collect();
+    if parts.len() < 4 {
+        return None;
+    }
+    let date = parts[1].as_bytes();
+    let split = date.iter().position(|c| c.is_ascii_alphabetic())?;
+    if !(1..=2).contains(&split) || date.len() != split + 5 {
+        return None;
+    }
+    let day: i64 = parts[1][..split].parse().ok()?;
+    const MONTHS: [&str; 12] = [
+        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+    ];
+    let month = parts[1][split..split + 3].to_ascii_uppercase();
+    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
+    let year: i64 = 2000 + parts[1][split + 3..].parse::<i64>().ok()?;
+    if !(1..=31).contains(&day) {
+        return None;
+    }
+    // the venue writes `1d02`, pinfeed's upper-cased symbol `1D02`
+    let strike = Decimal::parse(parts[2].replace(['d', 'D'], ".").as_bytes()).ok()?;
+    let expiry_ns = (days_from_civil(year, month, day) * 86_400 + 8 * 3600) * 1_000_000_000;
+    let mut out = Vec::with_capacity(96);
+    out.extend_from_slice(b",\"optionType\":\"");
+    out.extend_from_slice(if parts[3] == "P" { b"put" } else { b"call" });
+    out.extend_from_slice(b"\",\"strikePrice\":");
+    write_number(&mut out, strike);
+    out.extend_from_slice(b",\"expirationDate\":");
+    write_timestamp(&mut out, expiry_ns, true);
+    String::from_utf8(out).ok()
+}
+
+/// An `option_summary` message (tardis-node `DeribitOptionSummaryMapper`, fields in its
+/// order): `static_fields` from [`option_static`], then the ticker's two halves. The best
+/// bid/ask prices, amounts and IVs and the last price are left out when absent or 0 (its
+/// `asNumberIfValid`); the others when absent.
+pub fn option_summary(
+    out: &mut Vec<u8>,
+    exchange: Exchange,
+    symbol: &str,
+    static_fields: &str,
+    a: &crate::model::OptionHalf,
+    b: &crate::model::OptionHalf,
+    recv_ts_ns: i64,
+) {
+    head(out, "option_summary", exchange, symbol);
+    out.extend_from_slice(static_fields.as_bytes());
+    const A: [&str; 8] = [
+        "bestBidPrice",
+        "bestBidAmount",
+        "bestBidIV",
+        "bestAskPrice",
+        "bestAskAmount",
+        "bestAskIV",
+        "lastPrice",
+        "openInterest",
+    ];
+    const B: [&str; 8] = [
+        "markPrice",
+        "markIV",
+        "delta",
+        "gamma",
+        "vega",
+        "theta",
+        "rho",
+        "underlyingPrice",
+    ];
+    for (i, name) in A.iter().enumerate() {
+        // the first seven: asNumberIfValid drops a 0
+        let v = a.field(i).filter(|d| i == 7 || !d.is_zero());
+        field_number(out, name, v);
+    }
+    for (i, name) in B.iter().enumerate() {
+        field_number(out, name, b.field(i));
+    }
+    let index = b.underlying_index.as_str();
+    if !index.is_empty() {
+        out.extend_from_slice(b",\"underlyingIndex\":");
+        write_str(out, index);
+    }
+    times(out, a.stamps.exch_ts_ns, recv_ts_ns);
+    out.push(b'}');
+}
+
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
 /// Algorithm: Howard Hinnant, "chrono-Compatible Low-Level Date Algorithms", `civil_from_days`.
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
@@ -637,6 +741,88 @@ mod tests {
         let mut v = Vec::new();
         write_timestamp(&mut v, ns, millis_only);
         String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn option_fields_from_deribit_names() {
+        assert_eq!(
+            option_static("BTC-24SEP21-8000-P").as_deref(),
+            Some(
+                r#","optionType":"put","strikePrice":8000,"expirationDate":"2021-09-24T08:00:00.000Z""#
+            )
+        );
+        assert_eq!(
+            option_static("MATIC_USDC-9MAR24-1D02-C").as_deref(),
+            Some(
+                r#","optionType":"call","strikePrice":1.02,"expirationDate":"2024-03-09T08:00:00.000Z""#
+            )
+        );
+        for not_option in [
+            "BTC-PERPETUAL",
+            "BTC-24SEP21",
+            "BTC-XX-1-C",
+            "BTC-32JAN21-1-C",
+        ] {
+            assert_eq!(option_static(not_option), None, "{not_option}");
+        }
+    }
+
+    #[test]
+    fn option_summary_leaves_out_zero_quotes() {
+        use crate::model::{OptionHalf, ShortName};
+        let st = Stamps {
+            exch_ts_ns: 1_626_993_723_632_000_000,
+            recv_ts_ns: 1_626_993_723_700_000_000,
+            ..Stamps::default()
+        };
+        let id = Default::default();
+        let a = OptionHalf::new(
+            id,
+            0,
+            [
+                Some(d("0")),
+                Some(d("0")),
+                None,
+                Some(d("0.0025")),
+                Some(d("873.0")),
+                Some(d("125.63")),
+                None,
+                Some(d("0")),
+            ],
+            ShortName::default(),
+            st,
+        );
+        let b = OptionHalf::new(
+            id,
+            1,
+            [
+                Some(d("0.001972")),
+                Some(d("120.74")),
+                Some(d("0.03127")),
+                Some(d("0.0002")),
+                Some(d("0.20072")),
+                Some(d("-1.64029")),
+                Some(d("0.01188")),
+                Some(d("2003.61")),
+            ],
+            ShortName::new("ETH-30JUL21"),
+            st,
+        );
+        let mut out = Vec::new();
+        let fields = option_static("ETH-30JUL21-2800-C").unwrap();
+        option_summary(
+            &mut out,
+            Exchange::Deribit,
+            "ETH-30JUL21-2800-C",
+            &fields,
+            &a,
+            &b,
+            st.recv_ts_ns,
+        );
+        assert_eq!(
+            text(out),
+            r#"{"type":"option_summary","symbol":"ETH-30JUL21-2800-C","exchange":"deribit","optionType":"call","strikePrice":2800,"expirationDate":"2021-07-30T08:00:00.000Z","bestAskPrice":0.0025,"bestAskAmount":873,"bestAskIV":125.63,"openInterest":0,"markPrice":0.001972,"markIV":120.74,"delta":0.03127,"gamma":0.0002,"vega":0.20072,"theta":-1.64029,"rho":0.01188,"underlyingPrice":2003.61,"underlyingIndex":"ETH-30JUL21","timestamp":"2021-07-22T22:42:03.632Z","localTimestamp":"2021-07-22T22:42:03.700Z"}"#
+        );
     }
 
     /// Issue 10: an event without a venue time (Binance spot's REST snapshot) gets its

@@ -8,8 +8,7 @@
 //!   (`book_snapshot_x_1s`, `quote_xs`, `trade_bar_5x`, `imbalance_0`): [`OptionsError::Malformed`]
 //!   with tardis-machine's error text, closed 1011;
 //! - an empty array: [`OptionsError::Empty`], closed 1000 `WS stream-normalized finished`;
-//! - an unknown exchange, symbol or data type, or one pinfeed does not compute (option
-//!   summaries, a type the exchange has no feed for): a
+//! - an unknown exchange, symbol or data type, or one the exchange has no feed for: a
 //!   [`ResolveError`] naming it; the valid rest of the request is served.
 
 use serde_json::Value;
@@ -122,7 +121,7 @@ pub enum DataType {
     DerivativeTicker,
     /// `liquidation`.
     Liquidation,
-    /// `option_summary` (valid, not computed by pinfeed).
+    /// `option_summary` (Deribit options).
     OptionSummary,
     /// A book snapshot series.
     BookSnapshot(SnapshotSpec),
@@ -524,6 +523,8 @@ pub enum SubKind {
     Imbalance(usize),
     /// A trade bar series.
     TradeBar(BarSpec),
+    /// `option_summary` (Deribit options).
+    OptionSummary,
     /// `book_invalid` messages (`withIntegrityMessages` and a book-derived type).
     Integrity,
 }
@@ -680,13 +681,14 @@ pub fn resolve(entries: &[OptionEntry], instruments: &Instruments, max_depth: us
                     );
                     continue;
                 }
+                // tardis-node maps option tickers of Deribit (and OKX options, which pinfeed
+                // does not serve); a Deribit future or perpetual simply gets none
+                DataType::OptionSummary if exchange == Exchange::Deribit => SubKind::OptionSummary,
                 DataType::OptionSummary => {
-                    let details = if exchange == Exchange::Deribit {
-                        "option_summary is not supported by pinfeed".to_string()
-                    } else {
-                        format!("normalizeOptionsSummary: {} not supported", exchange.id())
-                    };
-                    err(UnknownKind::DataType, details);
+                    err(
+                        UnknownKind::DataType,
+                        format!("normalizeOptionsSummary: {} not supported", exchange.id()),
+                    );
                     continue;
                 }
                 DataType::BookSnapshot(spec) if spec.depth > max_depth => {

@@ -10,7 +10,7 @@ use super::server::{Fanout, LANE_CHECK_MSGS};
 use super::sessions::Pick;
 use super::state::InstrState;
 use super::{BookNotice, FanoutMsg};
-use crate::model::{BookBegin, BookEnd, Event, Exchange, Level, Stamps, Trade};
+use crate::model::{BookBegin, BookEnd, Event, Exchange, Level, OptionHalf, Stamps, Trade};
 
 /// Stamps of messages that do not come from a venue frame (integrity, timer snapshots).
 const NO_STAMPS: Stamps = Stamps {
@@ -178,6 +178,7 @@ impl Fanout {
             }
             // merged derivative-ticker state arrives as `FanoutMsg::Ticker`
             Event::DerivativeTicker(_) => {}
+            Event::OptionHalf(h) => self.option_half(h, sent),
             Event::BookBegin(b) => self.book_begin(b),
             Event::Level(l) => self.book_level(l),
             Event::BookEnd(e) => self.book_end(e, sent),
@@ -219,6 +220,43 @@ impl Fanout {
                 b.reset();
             }
         }
+    }
+
+    /// Half of an option ticker: the first is kept, the second (of the same ticker: same
+    /// stamps) completes an `option_summary`. A second half without its first (the first was
+    /// dropped on a full lane) is counted as a bad message.
+    fn option_half(&mut self, h: &OptionHalf, sent: u64) {
+        let Some(instr) = self.instrs.get_mut(h.instrument.index()) else {
+            self.s.counters.bad_fanout_msgs += 1;
+            return;
+        };
+        if instr.option_summary.is_empty() {
+            instr.option_half = None;
+            return;
+        }
+        if h.half == 0 {
+            instr.option_half = Some(*h);
+            return;
+        }
+        let first = instr.option_half.take().filter(|a| {
+            a.stamps.exch_ts_ns == h.stamps.exch_ts_ns && a.stamps.recv_ts_ns == h.stamps.recv_ts_ns
+        });
+        let (Some(a), Some(fields)) = (first, instr.option_static.as_deref()) else {
+            self.s.counters.bad_fanout_msgs += u64::from(instr.option_static.is_some());
+            return;
+        };
+        self.scratch.clear();
+        encode::option_summary(
+            &mut self.scratch,
+            instr.exchange,
+            &instr.symbol,
+            fields,
+            &a,
+            h,
+            h.stamps.recv_ts_ns,
+        );
+        self.s
+            .deliver(&instr.option_summary, &self.scratch, false, &h.stamps, sent);
     }
 
     pub(super) fn book_begin(&mut self, b: &BookBegin) {

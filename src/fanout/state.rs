@@ -642,6 +642,13 @@ pub struct InstrState {
     pub imbs: Vec<ImbStream>,
     /// Trade bar series.
     pub bars: Vec<BarStream>,
+    /// `option_summary` subscribers.
+    pub option_summary: Vec<SubRef>,
+    /// The summary fields its symbol gives ([`super::encode::option_static`]), computed at
+    /// the first subscription; `None` for a symbol that is no option.
+    pub option_static: Option<Box<str>>,
+    /// The first half of the option ticker being received.
+    pub option_half: Option<crate::model::OptionHalf>,
     /// The last book ticker (sent to a client recovering from conflation).
     pub last_book_ticker: Option<BookTicker>,
 }
@@ -666,6 +673,9 @@ impl InstrState {
             snaps: Vec::new(),
             imbs: Vec::new(),
             bars: Vec::new(),
+            option_summary: Vec::new(),
+            option_static: None,
+            option_half: None,
             last_book_ticker: None,
         }
     }

@@ -94,6 +94,7 @@ pub fn stamps_mut(ev: &mut Event) -> Option<&mut Stamps> {
         Event::BookTicker(e) => Some(&mut e.stamps),
         Event::DerivativeTicker(e) => Some(&mut e.stamps),
         Event::Liquidation(e) => Some(&mut e.stamps),
+        Event::OptionHalf(e) => Some(&mut e.stamps),
         Event::Level(_) | Event::BookEnd(_) => None,
     }
 }

@@ -14,7 +14,7 @@
 //! | `{"method":"subscription","params":{"channel":"book.I.{raw,100ms,agg2}","data":{..}}}` | one book message ([`FrameKind::BookSnapshot`] or [`FrameKind::BookDelta`]), [`Sequence::Deribit`] |
 //! | `book.I.{group}.{depth}.{interval}` (grouped: a full snapshot each time, levels `[price, amount]`) | a book snapshot |
 //! | `trades.I.{interval}`, `trades.{kind}.{currency}.{interval}` | one [`Event::Trade`] per entry, plus an [`Event::Liquidation`] for entries carrying `liquidation`; [`FrameKind::Trade`] |
-//! | `ticker.I.{interval}` | [`Event::DerivativeTicker`] |
+//! | `ticker.I.{interval}` | [`Event::DerivativeTicker`]; for an option also two [`Event::OptionHalf`]s |
 //! | `quote.I` | [`Event::BookTicker`] |
 //! | `chart.trades.*` | [`FrameKind::Kline`] |
 //! | other public channels (`perpetual`, `deribit_price_index`, `incremental_ticker`, ...) | [`FrameKind::Ignored`] |
@@ -36,7 +36,8 @@ use simd_json::tape::Value;
 
 use crate::model::{
     BookBegin, BookSide, BookTicker, Decimal, DerivativeTicker, Event, Exchange, InstrumentId,
-    Instruments, Level, Liquidation, Sequence, ShortId, Side, Stamps, SyncVerdict, Trade, ms_to_ns,
+    Instruments, Level, Liquidation, OptionHalf, Sequence, ShortId, ShortName, Side, Stamps,
+    SyncVerdict, Trade, ms_to_ns,
 };
 
 use super::json::{self, JsonScratch};
@@ -655,7 +656,10 @@ fn parse_ticker<S: Sink>(
     instruments: &Instruments,
     sink: &mut S,
 ) -> Result<FrameKind, ParseError> {
-    let instrument = lookup(instruments, json::str_field(data, "instrument_name")?)?;
+    let name = json::str_field(data, "instrument_name")?;
+    // tardis-node's option summaries: names ending `-C` or `-P` (not combos, spreads)
+    let is_option = name.ends_with("-C") || name.ends_with("-P");
+    let instrument = lookup(instruments, name)?;
     let ticker = DerivativeTicker {
         instrument,
         last_price: json::opt_decimal_field(data, "last_price")?,
@@ -672,7 +676,63 @@ fn parse_ticker<S: Sink>(
         stamps: stamps_of(data, recv)?,
     };
     sink.event(Event::ticker(ticker));
+    if is_option {
+        option_halves(data, ticker.instrument, ticker.stamps, sink);
+    }
     Ok(FrameKind::DerivativeTicker)
+}
+
+/// An option's ticker: the `option_summary` fields as two
+/// [`OptionHalf`]s, back to back. tardis-node's `DeribitOptionSummaryMapper`
+/// (`src/mappers/deribit.ts`) reads `best_bid_price`, `best_bid_amount`, `bid_iv`,
+/// `best_ask_price`, `best_ask_amount`, `ask_iv`, `last_price`, `open_interest`, `mark_price`,
+/// `mark_iv`, `greeks.{delta,gamma,vega,theta,rho}`, `underlying_price`, `underlying_index`
+/// (<https://docs.deribit.com/#ticker-instrument_name-interval>). A field that is not a number
+/// pinfeed's decimals hold (below 1e-18) is left out of the summary rather than failing the
+/// ticker.
+fn option_halves<S: Sink>(
+    data: Value<'_, '_>,
+    instrument: InstrumentId,
+    stamps: Stamps,
+    sink: &mut S,
+) {
+    let num = |v: Value<'_, '_>, key: &str| json::opt_decimal_field(v, key).ok().flatten();
+    let greeks = |key: &str| data.get("greeks").and_then(|g| num(g, key));
+    let a = [
+        num(data, "best_bid_price"),
+        num(data, "best_bid_amount"),
+        num(data, "bid_iv"),
+        num(data, "best_ask_price"),
+        num(data, "best_ask_amount"),
+        num(data, "ask_iv"),
+        num(data, "last_price"),
+        num(data, "open_interest"),
+    ];
+    let b = [
+        num(data, "mark_price"),
+        num(data, "mark_iv"),
+        greeks("delta"),
+        greeks("gamma"),
+        greeks("vega"),
+        greeks("theta"),
+        greeks("rho"),
+        num(data, "underlying_price"),
+    ];
+    let index = data
+        .get("underlying_index")
+        .and_then(|v| v.into_string())
+        .map(ShortName::new)
+        .unwrap_or_default();
+    sink.event(Event::OptionHalf(OptionHalf::new(
+        instrument,
+        0,
+        a,
+        ShortName::default(),
+        stamps,
+    )));
+    sink.event(Event::OptionHalf(OptionHalf::new(
+        instrument, 1, b, index, stamps,
+    )));
 }
 
 /// `quote.{instrument}`: `{timestamp, instrument_name, best_bid_price, best_bid_amount,

@@ -559,7 +559,9 @@ impl BookThread {
                 bump(&self.stats.trades, 1);
                 FanoutMsg::Event(ev)
             }
-            Event::Liquidation(_) | Event::BookTicker(_) => FanoutMsg::Event(ev),
+            Event::Liquidation(_) | Event::BookTicker(_) | Event::OptionHalf(_) => {
+                FanoutMsg::Event(ev)
+            }
             Event::DerivativeTicker(t) => {
                 if !self.engine.last_ticker_changed() {
                     return;

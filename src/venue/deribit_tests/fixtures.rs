@@ -164,6 +164,39 @@ fn fixture_08_option_ticker_greeks_ignored() {
     assert_eq!(t.best_ask_price, Some(d("0.04")));
     assert_eq!(t.best_ask_qty, Some(d("4.8")));
     assert_eq!(t.stamps, stamps(1590969652595));
+    // issue 10: the option_summary fields, in two halves
+    let [Event::OptionHalf(a), Event::OptionHalf(b)] = ev[1..] else {
+        panic!("no option halves: {ev:?}");
+    };
+    let fields = |h: &crate::model::OptionHalf| (0..8).map(|i| h.field(i)).collect::<Vec<_>>();
+    let some = |s: &str| Some(d(s));
+    assert_eq!(
+        fields(&a),
+        [
+            some("0.0365"),
+            some("15.4"),
+            some("58.39"),
+            some("0.04"),
+            some("4.8"),
+            some("66.9"),
+            some("0.038"),
+            some("533.2")
+        ]
+    );
+    assert_eq!(
+        fields(&b),
+        [
+            some("0.03847784"),
+            some("63.21"),
+            some("0.62959"),
+            some("0.00058"),
+            some("3.88497"),
+            some("-28.34113"),
+            some("0.66242"),
+            some("9440.73")
+        ]
+    );
+    assert_eq!(b.underlying_index.as_str(), "SYN.BTC-5JUN20");
 }
 
 #[test]
@@ -278,6 +311,8 @@ fn fixture_14_typed_snapshot_drops_its_prev_change_id() {
 fn fixture_15_straddle_ticker() {
     let (r, ev, reg) = parse_fixture(15);
     assert_eq!(r, Ok(FrameKind::DerivativeTicker));
+    // not `-C`/`-P`: no option_summary, as tardis-node
+    assert_eq!(ev.len(), 1, "{ev:?}");
     let t = ticker(&ev);
     assert_eq!(t.instrument, id(&reg, "BTC-STRD-30SEP22-20000"));
     assert_eq!(t.last_price, None);
@@ -309,6 +344,8 @@ fn fixture_16_future_spread_ticker_negative_prices() {
 fn fixture_17_call_spread_ticker() {
     let (r, ev, reg) = parse_fixture(17);
     assert_eq!(r, Ok(FrameKind::DerivativeTicker));
+    // not `-C`/`-P`: no option_summary, as tardis-node
+    assert_eq!(ev.len(), 1, "{ev:?}");
     let t = ticker(&ev);
     assert_eq!(t.instrument, id(&reg, "BTC-CSR12-16SEP22-21000_23000"));
     assert_eq!(t.last_price, None);

@@ -76,12 +76,22 @@ fn trade(ev: &Event) -> Trade {
     }
 }
 
+/// The one derivative ticker of `ev`; an option's ticker is followed by its two halves.
 fn ticker(ev: &[Event]) -> DerivativeTicker {
-    assert_eq!(ev.len(), 1);
-    match ev[0] {
+    let t = match ev[0] {
         Event::DerivativeTicker(t) => t.unpack(),
         other => panic!("not a ticker: {other:?}"),
+    };
+    match ev[1..] {
+        [] => {}
+        [Event::OptionHalf(a), Event::OptionHalf(b)] => {
+            assert_eq!((a.half, b.half), (0, 1));
+            assert_eq!((a.instrument, a.stamps), (t.instrument, t.stamps));
+            assert_eq!((b.instrument, b.stamps), (t.instrument, t.stamps));
+        }
+        _ => panic!("after the ticker: {ev:?}"),
     }
+    t
 }
 
 /// Splits a book message into its begin, levels and end.
