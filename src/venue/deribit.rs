@@ -696,30 +696,53 @@ fn option_halves<S: Sink>(
     stamps: Stamps,
     sink: &mut S,
 ) {
-    let num = |v: Value<'_, '_>, key: &str| json::opt_decimal_field(v, key).ok().flatten();
-    let greeks = |key: &str| data.get("greeks").and_then(|g| num(g, key));
+    // one pass over the ticker's ~25 keys and one over the greeks (`json::fields`)
+    let f = json::fields(
+        data,
+        [
+            "best_bid_price",
+            "best_bid_amount",
+            "bid_iv",
+            "best_ask_price",
+            "best_ask_amount",
+            "ask_iv",
+            "last_price",
+            "open_interest",
+            "mark_price",
+            "mark_iv",
+            "underlying_price",
+            "underlying_index",
+            "greeks",
+        ],
+    );
+    let g = f[12].map_or([None; 5], |g| {
+        json::fields(g, ["delta", "gamma", "vega", "theta", "rho"])
+    });
+    let num = |v: Option<Value<'_, '_>>| {
+        v.filter(|x| !x.is_null() && x.as_str() != Some(""))
+            .and_then(|x| json::decimal(x).ok())
+    };
     let a = [
-        num(data, "best_bid_price"),
-        num(data, "best_bid_amount"),
-        num(data, "bid_iv"),
-        num(data, "best_ask_price"),
-        num(data, "best_ask_amount"),
-        num(data, "ask_iv"),
-        num(data, "last_price"),
-        num(data, "open_interest"),
+        num(f[0]),
+        num(f[1]),
+        num(f[2]),
+        num(f[3]),
+        num(f[4]),
+        num(f[5]),
+        num(f[6]),
+        num(f[7]),
     ];
     let b = [
-        num(data, "mark_price"),
-        num(data, "mark_iv"),
-        greeks("delta"),
-        greeks("gamma"),
-        greeks("vega"),
-        greeks("theta"),
-        greeks("rho"),
-        num(data, "underlying_price"),
+        num(f[8]),
+        num(f[9]),
+        num(g[0]),
+        num(g[1]),
+        num(g[2]),
+        num(g[3]),
+        num(g[4]),
+        num(f[10]),
     ];
-    let index = data
-        .get("underlying_index")
+    let index = f[11]
         .and_then(|v| v.into_string())
         .map(ShortName::new)
         .unwrap_or_default();
