@@ -269,7 +269,10 @@ impl Replay {
                         }
                         Event::DerivativeTicker(t) => {
                             let (e, s) = instruments.name(t.instrument);
-                            if is_derivatives(e) && engine.last_ticker_changed() {
+                            // tardis: a Deribit option's ticker is an option_summary only
+                            let option =
+                                e == Exchange::Deribit && crate::venue::deribit::is_option(s);
+                            if is_derivatives(e) && !option && engine.last_ticker_changed() {
                                 if let Some(state) = engine.ticker(t.instrument) {
                                     encode::derivative_ticker(&mut line, e, s, state);
                                 }

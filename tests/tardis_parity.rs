@@ -419,6 +419,114 @@ fn book_snapshots_and_quotes_equal_tardis_node() {
     );
 }
 
+/// tardis-node's normalizer `data_type` for `exchange` over the recorded frames of the
+/// connections `conns` picks (every recording), with their recorded arrival times.
+fn tardis_map(
+    modules: &std::path::Path,
+    exchange: &str,
+    data_type: &str,
+    conns: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let dir = std::env::temp_dir().join(format!(
+        "pinfeed-tardis-map-{}-{exchange}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("frames.jsonl");
+    let mut frames = String::new();
+    for rec in util::recordings() {
+        for r in &rec.records {
+            if let pinfeed::sim::recording::Record::Recv { conn, data, ts } = r {
+                if conns(conn) {
+                    let local = (ts * 1e3).round() as i64 * 1_000_000;
+                    let mut iso = Vec::new();
+                    pinfeed::fanout::encode::write_timestamp(&mut iso, local, true);
+                    let iso: String = serde_json::from_slice(&iso).unwrap();
+                    frames.push_str(&json!({"localTimestamp": iso, "message": data}).to_string());
+                    frames.push('\n');
+                }
+            }
+        }
+    }
+    std::fs::write(&input, frames).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/tardis_reference.mjs");
+    let out = Command::new("node")
+        .arg(script)
+        .args(["--map", exchange, "--types", data_type])
+        .arg(&input)
+        .env("TARDIS_NODE_MODULES", modules)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tardis_reference.mjs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A message without its `localTimestamp` (the last field): pinfeed's is the engine's
+/// arrival time (or the recording's, to the ms), tardis-node's here the recorded one.
+fn without_local(l: &str) -> String {
+    let at = l
+        .rfind(",\"localTimestamp\":")
+        .expect("localTimestamp last");
+    l[..at].to_string()
+}
+
+/// `derivative_ticker` (merged state, sent when one of its seven fields changed) from
+/// `pinfeed replay --events-out` of Bybit's linear connection, against tardis-node's
+/// `normalizeDerivativeTickers` on the same frames: equal byte for byte up to
+/// `localTimestamp`, in order. (Deribit's recording has option tickers only, which neither
+/// sends as `derivative_ticker`.)
+#[test]
+fn derivative_tickers_equal_tardis_node() {
+    let Some(modules) = tardis_node_modules() else {
+        return;
+    };
+    let bybit = util::recording_paths()
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("BYBIT"))
+        .unwrap();
+    let rec = pinfeed::sim::recording::Recording::open(&bybit).unwrap();
+    let linear: Vec<String> = rec
+        .ws_connections()
+        .into_iter()
+        .filter(|c| rec.connect_addr(c).is_some_and(|a| a.contains("/linear")))
+        .collect();
+    assert_eq!(linear.len(), 1, "{:?}", rec.ws_connections());
+    let out = Command::new(env!("CARGO_BIN_EXE_pinfeed"))
+        .arg("replay")
+        .arg(&bybit)
+        .args(["--events-out", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let ours: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("{\"type\":\"derivative_ticker\""))
+        .map(without_local)
+        .collect();
+    let reference: Vec<String> = tardis_map(&modules, "bybit", "derivative_ticker", |c| {
+        linear.iter().any(|l| l == c)
+    })
+    .iter()
+    .map(|l| without_local(l))
+    .collect();
+    assert!(reference.len() > 100, "{}", reference.len());
+    assert_same(&ours, &reference, "derivative_ticker");
+    eprintln!(
+        "{} derivative_ticker messages equal tardis-node's",
+        ours.len()
+    );
+}
+
 /// Deribit's option tickers as `option_summary`, against tardis-node's own
 /// `normalizeOptionsSummary` run over the same recorded frames: every message equal byte for
 /// byte up to its `localTimestamp` (pinfeed's is the engine's arrival time, tardis-node's the
@@ -442,45 +550,12 @@ fn option_summaries_equal_tardis_node() {
         .filter(|l| l.starts_with("{\"type\":\"option_summary\""))
         .map(|l| strip(l))
         .collect();
-    // the recorded Deribit frames, with their arrival times
-    let dir = std::env::temp_dir().join(format!("pinfeed-tardis-map-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let input = dir.join("frames.jsonl");
-    let mut frames = String::new();
-    for rec in util::recordings() {
-        for r in &rec.records {
-            if let pinfeed::sim::recording::Record::Recv { conn, data, ts } = r {
-                if conn.starts_with("DERIBIT") {
-                    let local = (ts * 1e3).round() as i64 * 1_000_000;
-                    let mut iso = Vec::new();
-                    pinfeed::fanout::encode::write_timestamp(&mut iso, local, true);
-                    let iso: String = serde_json::from_slice(&iso).unwrap();
-                    frames.push_str(&json!({"localTimestamp": iso, "message": data}).to_string());
-                    frames.push('\n');
-                }
-            }
-        }
-    }
-    std::fs::write(&input, frames).unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/tardis_reference.mjs");
-    let out = Command::new("node")
-        .arg(script)
-        .args(["--map", "deribit", "--types", "option_summary"])
-        .arg(&input)
-        .env("TARDIS_NODE_MODULES", &modules)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tardis_reference.mjs: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let _ = std::fs::remove_dir_all(&dir);
-    let reference: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(strip)
-        .collect();
+    let reference: Vec<String> = tardis_map(&modules, "deribit", "option_summary", |c| {
+        c.starts_with("DERIBIT")
+    })
+    .iter()
+    .map(|l| strip(l))
+    .collect();
     assert!(reference.len() > 50, "{} option summaries", reference.len());
     assert_same(&ours, &reference, "option_summary");
     eprintln!(

@@ -290,7 +290,7 @@ impl Fanout {
             encode::error(&mut self.cold, &e.exchange, now, &e.details, count);
             self.s.push_one(ci, &self.cold, 0, 0);
         }
-        if resolved.subs.is_empty() {
+        if resolved.subs.is_empty() && !resolved.quiet {
             bad(&mut self.s, BadRequest::NothingToServe);
             let exchange = resolved
                 .errors

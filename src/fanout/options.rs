@@ -580,6 +580,10 @@ pub struct Resolved {
     pub with_latency: bool,
     /// Some option set `withUpdateId`.
     pub with_update_id: bool,
+    /// Some subscription was left out because tardis-machine sends nothing for it (a Deribit
+    /// option's `derivative_ticker`, a future's `option_summary`): a request of only those
+    /// is served (with nothing) rather than refused.
+    pub quiet: bool,
 }
 
 /// Feeds each exchange has (PROTOCOL.md section 6): `(derivative_ticker, liquidation)`.
@@ -721,11 +725,26 @@ pub fn resolve(entries: &[OptionEntry], instruments: &Instruments, max_depth: us
         }
         let wants_integrity = integrity && kinds.iter().any(SubKind::is_book);
         for &id in &ids {
+            let option = exchange == Exchange::Deribit
+                && crate::venue::deribit::is_option(instruments.name(id).1);
             for kind in kinds
                 .iter()
                 .cloned()
                 .chain(wants_integrity.then_some(SubKind::Integrity))
             {
+                // tardis-node: a Deribit option's ticker is an option_summary, never a
+                // derivative_ticker; other instruments have no option_summary
+                match kind {
+                    SubKind::DerivativeTicker if option => {
+                        r.quiet = true;
+                        continue;
+                    }
+                    SubKind::OptionSummary if !option => {
+                        r.quiet = true;
+                        continue;
+                    }
+                    _ => {}
+                }
                 if seen.insert((id, kind.clone())) {
                     r.subs.push((id, kind));
                 }
@@ -1041,5 +1060,30 @@ mod tests {
             .collect();
         assert_eq!(timers, [("quote", false), ("quote_1s", true)]);
         assert!(r.subs.iter().any(|(_, k)| *k == SubKind::Imbalance(3)));
+    }
+
+    /// Issue 10: as tardis-node, a Deribit option has `option_summary` and no
+    /// `derivative_ticker`; a perpetual the other way round.
+    #[test]
+    fn deribit_options_get_summaries_not_derivative_tickers() {
+        let mut inst = Instruments::new();
+        let perp = inst.intern(Exchange::Deribit, "BTC-PERPETUAL");
+        let call = inst.intern(Exchange::Deribit, "ETH-30JUL21-2800-C");
+        let entries = parse_options(
+            r#"{"exchange":"deribit","dataTypes":["derivative_ticker","option_summary","trade"]}"#,
+        )
+        .unwrap();
+        let r = resolve(&entries, &inst, MAX_DEPTH_LEVELS);
+        assert_eq!(
+            r.subs,
+            [
+                (perp, SubKind::DerivativeTicker),
+                (perp, SubKind::Trade),
+                (call, SubKind::OptionSummary),
+                (call, SubKind::Trade),
+            ]
+        );
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert!(r.quiet);
     }
 }

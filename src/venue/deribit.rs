@@ -658,7 +658,7 @@ fn parse_ticker<S: Sink>(
 ) -> Result<FrameKind, ParseError> {
     let name = json::str_field(data, "instrument_name")?;
     // tardis-node's option summaries: names ending `-C` or `-P` (not combos, spreads)
-    let is_option = name.ends_with("-C") || name.ends_with("-P");
+    let is_option = is_option(name);
     let instrument = lookup(instruments, name)?;
     let ticker = DerivativeTicker {
         instrument,
@@ -680,6 +680,13 @@ fn parse_ticker<S: Sink>(
         option_halves(data, ticker.instrument, ticker.stamps, sink);
     }
     Ok(FrameKind::DerivativeTicker)
+}
+
+/// A Deribit option's name, as tardis-node's mappers tell one: it ends `-C` or `-P`
+/// (`DeribitOptionSummaryMapper.canHandle`; combos and spreads do not). Deribit names options
+/// `{base}-{DMMMYY}-{strike}-{C|P}` (<https://docs.deribit.com/#public-get_instruments>).
+pub fn is_option(name: &str) -> bool {
+    name.ends_with("-C") || name.ends_with("-P")
 }
 
 /// An option's ticker: the `option_summary` fields as two
