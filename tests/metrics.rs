@@ -353,8 +353,15 @@ fn stage_latency_metrics_and_dumps_end_to_end() {
     );
     assert_eq!(status, 405);
 
-    let body = scrape(metrics);
-    let samples = parse_exposition(&body);
+    // the book thread publishes its gauges on its housekeeping tick, after the last frame
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let samples = loop {
+        let samples = parse_exposition(&scrape(metrics));
+        if value(&samples, "pinfeed_books_synced", &[]) > 0.0 || Instant::now() > deadline {
+            break samples;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let ingest_queue = "ingest-0-bybit-linear";
     assert!(
         value(
