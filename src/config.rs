@@ -123,14 +123,15 @@ pub struct ServerConfig {
     /// Subscriptions (instrument x data type) one connection may ask for; a request over it
     /// gets an `error` message and close 1008. Default 4096.
     pub max_subscriptions_per_client: usize,
-    /// Snapshot series (`book_snapshot_*`, `quote*`, per instrument) one connection may ask
-    /// for; over it: `error`, close 1008. Default 256.
+    /// Computed series (`book_snapshot_*`, `quote*`, `trade_bar_*`, per instrument) one
+    /// connection may ask for; over it: `error`, close 1008. Default 256.
     pub max_snapshot_series_per_client: usize,
-    /// Sum of the depths (levels per side) of the snapshot series one connection asks for;
-    /// over it: `error`, close 1008. Default 32768.
+    /// Sum of the depths (levels per side) of the snapshot series one connection asks for (a
+    /// grouped series counts `slot_depth`, the levels it reads); over it: `error`, close 1008.
+    /// Default 32768.
     pub max_snapshot_levels_per_client: usize,
-    /// Distinct snapshot series over all connections (series are shared by name); a request
-    /// that would pass it: `error`, close 1008. Default 4096.
+    /// Distinct computed series (snapshot and trade bar) over all connections (shared by
+    /// name); a request that would pass it: `error`, close 1008. Default 4096.
     pub max_snapshot_series: usize,
     /// Sum of the depths of every distinct snapshot series over all connections: the memory
     /// bound of snapshot state (about 64 bytes per level per side). Default 262144 (32 MiB).

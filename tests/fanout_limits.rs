@@ -554,6 +554,39 @@ fn snapshot_series_over_the_limits_are_refused() {
     ok.close(None).unwrap();
 }
 
+/// Trade bar series count against the series caps, and a grouped snapshot series counts
+/// every level the slot holds (what it reads per change), not its grouped depth.
+#[test]
+fn trade_bar_and_grouped_series_count_against_the_caps() {
+    let h = limited(|_| {});
+    let bars: Vec<String> = (1..=300).map(|n| format!("trade_bar_{n}ticks")).collect();
+    let mut ws = connect(
+        h.addr,
+        &json!({"exchange":"binance-futures","symbols":["BTCUSDT"],"dataTypes":bars}),
+    );
+    assert_limit_close(&mut ws, "server.max_snapshot_series_per_client");
+    // 40 grouped series of depth 1 on 1000-level slots: 40,000 levels > 32,768
+    let grouped: Vec<String> = (1..=40)
+        .map(|n| format!("book_snapshot_1_grouped{n}_1s"))
+        .collect();
+    let mut ws = connect(
+        h.addr,
+        &json!({"exchange":"binance-futures","symbols":["BTCUSDT"],"dataTypes":grouped}),
+    );
+    assert_limit_close(&mut ws, "server.max_snapshot_levels_per_client");
+    let c = h.wait("refused", |c| {
+        c.bad_request(BadRequest::SubscriptionLimit) == 2
+    });
+    assert_eq!(c.sessions, 0);
+    let mut ok = connect(
+        h.addr,
+        &json!({"exchange":"binance-futures","symbols":["BTCUSDT"],
+                "dataTypes":["trade_bar_10ticks","book_snapshot_5_grouped10_1s"]}),
+    );
+    h.sessions(1);
+    ok.close(None).unwrap();
+}
+
 /// A series or imbalance stream deeper than the book slots (`server.slot_depth`) is refused
 /// like a data type pinfeed does not serve: an `error` naming the field, and the rest of the
 /// request is served.

@@ -347,20 +347,35 @@ impl Fanout {
                 cfg.max_subscriptions_per_client
             ));
         }
+        // computed series: snapshot series count their levels (a grouped one every level
+        // the slot holds, what it reads per change), trade bar series one each and no levels
         let (mut series, mut levels) = (0usize, 0usize);
         let mut new: Vec<(u32, &str, bool, usize)> = Vec::new();
         for (id, kind) in subs {
-            let SubKind::Snapshot { spec, timer } = kind else {
-                continue;
+            let instr = self.instrs.get(id.index());
+            let (name, timer, depth, exists) = match kind {
+                SubKind::Snapshot { spec, timer } => {
+                    let depth = match spec.grouping_bits {
+                        Some(_) => self.slots.max_depth(),
+                        None => spec.depth,
+                    };
+                    let exists = instr.is_some_and(|i| {
+                        i.snaps
+                            .iter()
+                            .any(|s| *s.name == *spec.name && s.timer == *timer)
+                    });
+                    (spec.name.as_str(), *timer, depth, exists)
+                }
+                SubKind::TradeBar(spec) => {
+                    let exists =
+                        instr.is_some_and(|i| i.bars.iter().any(|b| *b.name == *spec.name));
+                    (spec.name.as_str(), false, 0, exists)
+                }
+                _ => continue,
             };
             series += 1;
-            levels += spec.depth;
-            let exists = self.instrs.get(id.index()).is_some_and(|i| {
-                i.snaps
-                    .iter()
-                    .any(|s| *s.name == *spec.name && s.timer == *timer)
-            });
-            let key = (id.0, spec.name.as_str(), *timer, spec.depth);
+            levels += depth;
+            let key = (id.0, name, timer, depth);
             if !exists && !new.contains(&key) {
                 new.push(key);
             }
@@ -383,9 +398,14 @@ impl Fanout {
             return None;
         }
         let (mut total_series, mut total_levels) = (0usize, 0usize);
+        let max_depth = self.slots.max_depth();
         for i in &self.instrs {
-            total_series += i.snaps.len();
-            total_levels += i.snaps.iter().map(|s| s.top.bids.len()).sum::<usize>();
+            total_series += i.snaps.len() + i.bars.len();
+            total_levels += i
+                .snaps
+                .iter()
+                .map(|s| s.read_depth().min(max_depth))
+                .sum::<usize>();
         }
         let new_levels: usize = new.iter().map(|k| k.3).sum();
         if total_series + new.len() > cfg.max_snapshot_series
