@@ -228,7 +228,13 @@ fn trade_bars_equal_tardis_node() {
     ];
     let mut types = vec!["trade"];
     types.extend(bars);
-    let lines = capture(&types, recorded_trades(), 0.0, "");
+    // 10 bar series of 27 symbols on one connection is past the default cap of 256
+    let lines = capture(
+        &types,
+        recorded_trades(),
+        0.0,
+        "max_snapshot_series_per_client = 1024\n",
+    );
     let ours: Vec<String> = lines
         .iter()
         .filter(|l| l.starts_with("{\"type\":\"trade_bar\""))
@@ -339,8 +345,10 @@ fn book_snapshots_and_quotes_equal_tardis_node() {
     for e in grouped_on {
         options.push(json!({"exchange": e, "dataTypes": grouped}));
     }
-    // 11 series of 27 symbols on one connection is past the default cap of 256
-    let server = "slot_depth = 1000\nmax_snapshot_series_per_client = 1024\n";
+    // 11 series of 27 symbols on one connection is past the default caps of 256 series and
+    // 32,768 levels (a grouped series counts the 1000 levels it reads)
+    let server = "slot_depth = 1000\nmax_snapshot_series_per_client = 1024\n\
+                  max_snapshot_levels_per_client = 1048576\nmax_snapshot_levels = 1048576\n";
     let lines = capture_options(options, recorded_trades(), 10.0, server);
     let ours: Vec<String> = lines
         .iter()
