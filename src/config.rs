@@ -41,6 +41,9 @@
 //! fanout_slots = 131072 # messages, book thread to each fan-out shard
 //! lane_slots = 8192     # messages, trade lane per connection and shard
 //!
+//! [memory]
+//! trim_interval_ms = 10000 # return the allocator's free pages to the kernel this often; 0: never
+//!
 //! [cpu]
 //! ingest = [0]      # cores for ingest threads, assigned round-robin per connection
 //! book = 1          # core of the book thread
@@ -280,6 +283,8 @@ struct RawConfig {
     #[serde(default)]
     queues: QueueConfig,
     #[serde(default)]
+    memory: MemoryConfig,
+    #[serde(default)]
     venue: Vec<VenueConfig>,
 }
 
@@ -315,6 +320,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// Queue sizes.
     pub queues: QueueConfig,
+    /// Allocator housekeeping.
+    pub memory: MemoryConfig,
     /// Upstream connections.
     pub connections: Vec<Connection>,
 }
@@ -398,6 +405,25 @@ impl Default for QueueConfig {
             rest_slots: 1 << 14,
             fanout_slots: 1 << 17,
             lane_slots: 1 << 13,
+        }
+    }
+}
+
+/// `[memory]`: allocator housekeeping.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryConfig {
+    /// How often a cold thread hands the allocator's free pages back to the kernel
+    /// ([`crate::limits::trim_allocator`]: glibc's `malloc_trim(0)`), ms; 0: never. Without it,
+    /// pages freed inside glibc's arenas (what clients that left used) stay resident. Default
+    /// 10000.
+    pub trim_interval_ms: u64,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            trim_interval_ms: 10_000,
         }
     }
 }
@@ -504,6 +530,7 @@ impl Default for Config {
             cpu: CpuConfig::default(),
             ingest: IngestConfig::default(),
             queues: QueueConfig::default(),
+            memory: MemoryConfig::default(),
             venue: venues
                 .iter()
                 .map(|(feed, symbols)| VenueConfig {
@@ -743,6 +770,7 @@ impl Config {
             metrics: raw.metrics,
             ingest: raw.ingest,
             queues: raw.queues,
+            memory: raw.memory,
             connections,
         })
     }

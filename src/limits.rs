@@ -69,3 +69,26 @@ pub fn fix_mmap_threshold() -> bool {
         false
     }
 }
+
+/// Hands the allocator's free pages back to the kernel: glibc's `malloc_trim(0)`, which since
+/// glibc 2.8 releases every whole free page inside every arena (`madvise(MADV_DONTNEED)`), not
+/// only the top of the main heap (malloc_trim(3)). True when memory was released; false when
+/// there was none to release, or off glibc (where it does nothing).
+///
+/// Without it, what clients that left used stays resident: their per-connection state comes
+/// from glibc's per-thread arenas, which return free chunks only from their top. Takes each
+/// arena's lock in turn, and walks its free chunks, so call it from a cold thread
+/// (`pinfeed run` does every `[memory] trim_interval_ms`); the hot threads do not allocate once
+/// warmed up, so they do not wait on it.
+pub fn trim_allocator() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only inspects and madvises the allocator's own free memory; it
+        // takes the arena locks itself and is safe to call from any thread at any time.
+        unsafe { libc::malloc_trim(0) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}

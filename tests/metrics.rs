@@ -254,6 +254,8 @@ fn stage_latency_metrics_and_dumps_end_to_end() {
         listen = "127.0.0.1:0"
         [cpu]
         pin = false
+        [memory]
+        trim_interval_ms = 50
         [[venue]]
         feed = "bybit-linear"
         ws_url = "ws://127.0.0.1:{port}/v5/public/linear"
@@ -426,6 +428,8 @@ fn stage_latency_metrics_and_dumps_end_to_end() {
         0.0
     );
     assert!(value(&samples, "pinfeed_process_resident_memory_bytes", &[]) > 1e6);
+    // the trim thread ran (every 50 ms here) and says so
+    assert!(value(&samples, "pinfeed_allocator_trims_total", &[]) >= 1.0);
     let rw = [("stage", "read_to_written")];
     let count = value(&samples, "pinfeed_stage_latency_seconds_count", &rw);
     assert!(count >= snap.stage(Stage::ReadToWritten).count as f64);

@@ -120,6 +120,19 @@ pub fn render(src: &Sources) -> String {
     if let Some(l) = src.latency.as_ref().filter(|l| l.enabled()) {
         latency(&mut t, l);
     }
+    let m = &src.run.memory;
+    t.one(
+        "pinfeed_allocator_trims_total",
+        "counter",
+        "Allocator trims run (malloc_trim, every [memory] trim_interval_ms).",
+        load(&m.trims),
+    );
+    t.one(
+        "pinfeed_allocator_trim_released_bytes_total",
+        "counter",
+        "Resident set the allocator trims gave back to the kernel (VmRSS before minus after).",
+        load(&m.trim_released_bytes),
+    );
     if let Some((rss, hwm)) = process_memory_bytes() {
         t.one(
             "pinfeed_process_resident_memory_bytes",

@@ -260,6 +260,16 @@ impl ConnStats {
     }
 }
 
+/// Counters of the allocator trim thread (`[memory] trim_interval_ms`).
+#[derive(Debug, Default)]
+pub struct MemoryStats {
+    /// Trims run ([`crate::limits::trim_allocator`]).
+    pub trims: AtomicU64,
+    /// Resident set given back by them: the fall of VmRSS across each trim, summed, bytes
+    /// (a trim while other threads allocate can see RSS rise; that counts as 0).
+    pub trim_released_bytes: AtomicU64,
+}
+
 /// Counters of the REST thread.
 #[derive(Debug, Default)]
 pub struct RestStats {
@@ -359,6 +369,8 @@ pub struct RunStats {
     pub rest: Arc<CachePadded<RestStats>>,
     /// The book thread.
     pub book: Arc<CachePadded<BookThreadStats>>,
+    /// The allocator trim thread.
+    pub memory: Arc<MemoryStats>,
 }
 
 impl RunStats {

@@ -38,7 +38,7 @@ use crate::metrics::{
 use crate::model::{Exchange, InstrumentId, Instruments};
 use crate::pipeline::book_thread::ShardOut;
 use crate::pipeline::pin::{self, PinError, PinnedThread};
-use crate::pipeline::stats::BookResyncs;
+use crate::pipeline::stats::{BookResyncs, MemoryStats};
 use crate::pipeline::{BookThread, RunStats, WaitStrategy, Wakeup};
 
 /// Why `pinfeed run` could not start. Each names the field, flag or address at fault.
@@ -243,6 +243,7 @@ pub struct RunHandle {
     fanout_threads: Vec<PinnedThread<()>>,
     fanout_stops: Vec<StopHandle>,
     status: Option<JoinHandle<()>>,
+    trim: Option<JoinHandle<()>>,
     /// The address `/metrics` is served on, when it is.
     pub metrics_addr: Option<SocketAddr>,
     latency: Latency,
@@ -579,6 +580,17 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
             })
             .expect("spawn status thread")
     });
+    let trim = (config.memory.trim_interval_ms > 0)
+        .then(|| {
+            spawn_trim(
+                Duration::from_millis(config.memory.trim_interval_ms),
+                stats.memory.clone(),
+                stop_status.clone(),
+            )
+            .map_err(|e| eprintln!("pinfeed: no allocator trim thread: {e}"))
+            .ok()
+        })
+        .flatten();
 
     Ok(RunHandle {
         stats,
@@ -595,6 +607,7 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
         fanout_threads,
         fanout_stops,
         status,
+        trim,
         metrics_addr,
         latency,
         exporter: Some(exporter),
@@ -623,7 +636,7 @@ impl RunHandle {
             let _ = t.join();
         }
         self.stop_status.store(true, Ordering::SeqCst);
-        if let Some(t) = self.status.take() {
+        for t in [self.status.take(), self.trim.take()].into_iter().flatten() {
             let _ = t.join();
         }
         // the hot threads handed their last intervals off as they ended
@@ -681,6 +694,39 @@ pub fn latency_status(latency: &Latency) -> Option<String> {
             q.count
         )
     })
+}
+
+/// Starts the cold thread that trims the allocator every `every` until `stop`
+/// ([`crate::limits::trim_allocator`]), counting each trim and the resident set it gave back
+/// in `stats`.
+///
+/// # Errors
+/// The thread could not be spawned.
+fn spawn_trim(
+    every: Duration,
+    stats: Arc<MemoryStats>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("mem-trim".into())
+        .spawn(move || {
+            let rss = || crate::metrics::process_memory_bytes().map_or(0, |(rss, _)| rss);
+            let mut next = Instant::now() + every;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100).min(every));
+                if Instant::now() < next {
+                    continue;
+                }
+                let before = rss();
+                crate::limits::trim_allocator();
+                let released = before.saturating_sub(rss());
+                stats.trims.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .trim_released_bytes
+                    .fetch_add(released, Ordering::Relaxed);
+                next = Instant::now() + every;
+            }
+        })
 }
 
 /// The latency line under the status line (stderr), when there is one.
