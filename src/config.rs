@@ -41,6 +41,12 @@
 //! fanout_slots = 131072 # messages, book thread to each fan-out shard
 //! lane_slots = 8192     # messages, trade lane per connection and shard
 //!
+//! [replay]
+//! # dir = "captures"            # serve GET /replay-normalized over these captures (none: off)
+//! max_streams = 4               # replay answers being built or written at once
+//! max_buffer_bytes = 536870912  # largest replay answer
+//! write_timeout_ms = 30000      # one write to a replay client
+//!
 //! [memory]
 //! trim_interval_ms = 10000 # return the allocator's free pages to the kernel this often; 0: never
 //!
@@ -285,6 +291,8 @@ struct RawConfig {
     #[serde(default)]
     memory: MemoryConfig,
     #[serde(default)]
+    replay: ReplayConfig,
+    #[serde(default)]
     venue: Vec<VenueConfig>,
 }
 
@@ -322,6 +330,8 @@ pub struct Config {
     pub queues: QueueConfig,
     /// Allocator housekeeping.
     pub memory: MemoryConfig,
+    /// The replay API.
+    pub replay: ReplayConfig,
     /// Upstream connections.
     pub connections: Vec<Connection>,
 }
@@ -405,6 +415,46 @@ impl Default for QueueConfig {
             rest_slots: 1 << 14,
             fanout_slots: 1 << 17,
             lane_slots: 1 << 13,
+        }
+    }
+}
+
+/// `[replay]`: tardis-machine's `/replay-normalized` over captures ([`crate::replay_api`]).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplayConfig {
+    /// Directory of capture files (`*.jsonl`, `*.jsonl.zst`) served by `GET
+    /// /replay-normalized` on the HTTP listener; `None`: not served. `pinfeed run
+    /// --replay-dir` sets it. Default none.
+    pub dir: Option<std::path::PathBuf>,
+    /// Replay answers being built or written at once; one more gets 503. Default 4.
+    pub max_streams: usize,
+    /// Largest replay answer, bytes (it is built whole before it is sent); a range over it
+    /// gets 500. Default 512 MiB.
+    pub max_buffer_bytes: usize,
+    /// One write to a replay client, ms; a client that takes nothing for this long is
+    /// dropped. Default 30000.
+    pub write_timeout_ms: u64,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        ReplayConfig {
+            dir: None,
+            max_streams: 4,
+            max_buffer_bytes: 512 << 20,
+            write_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl ReplayConfig {
+    /// As the replay API's limits.
+    pub fn limits(&self) -> crate::replay_api::ReplayLimits {
+        crate::replay_api::ReplayLimits {
+            max_streams: self.max_streams,
+            max_buffer_bytes: self.max_buffer_bytes,
+            write_timeout: std::time::Duration::from_millis(self.write_timeout_ms),
         }
     }
 }
@@ -531,6 +581,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             queues: QueueConfig::default(),
             memory: MemoryConfig::default(),
+            replay: ReplayConfig::default(),
             venue: venues
                 .iter()
                 .map(|(feed, symbols)| VenueConfig {
@@ -633,6 +684,15 @@ impl Config {
                 "metrics".into(),
                 "max_connections and request_timeout_ms must be positive, max_request_bytes \
                  at least 64"
+                    .into(),
+            ));
+        }
+        let r = &raw.replay;
+        if r.max_streams == 0 || r.max_buffer_bytes < 1024 || r.write_timeout_ms == 0 {
+            return Err(invalid(
+                "replay".into(),
+                "max_streams and write_timeout_ms must be positive, max_buffer_bytes at least \
+                 1024"
                     .into(),
             ));
         }
@@ -771,6 +831,7 @@ impl Config {
             ingest: raw.ingest,
             queues: raw.queues,
             memory: raw.memory,
+            replay: raw.replay,
             connections,
         })
     }

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod replay;
+pub mod replay_api;
 pub mod run;
 pub mod sim;
 #[cfg(test)]

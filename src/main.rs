@@ -141,6 +141,10 @@ enum Command {
         /// Do not stamp or record stage latency (measures the stamping overhead).
         #[arg(long)]
         no_latency: bool,
+        /// Serve tardis-machine's `GET /replay-normalized` on the --metrics-listen address
+        /// over the capture files (`*.jsonl`, `*.jsonl.zst`) in DIR (`[replay] dir`).
+        #[arg(long, value_name = "DIR")]
+        replay_dir: Option<PathBuf>,
     },
     /// Simulator, engine and load clients in one process: input rate, messages delivered,
     /// latency percentiles beside the physical floor (rtrb and loopback TCP ping-pong),
@@ -237,6 +241,9 @@ struct BenchArgs {
     /// Cores of the fan-out shards, one shard each (`0,1`: two shards) [default: 1].
     #[arg(long, value_name = "LIST")]
     cpu_fanout: Option<String>,
+    /// Slots of each trade lane (`[queues] lane_slots`) [default: the config default].
+    #[arg(long, value_name = "N")]
+    lane_slots: Option<usize>,
     /// Print exactly one JSON object on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -353,11 +360,15 @@ fn try_main(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             hdr_interval,
             metrics_listen,
             no_latency,
+            replay_dir,
         } => {
             let mut cfg = match config {
                 Some(path) => Config::load(&path)?,
                 None => Config::default(),
             };
+            if replay_dir.is_some() {
+                cfg.replay.dir = replay_dir;
+            }
             CpuOverrides {
                 ingest: cpu_ingest
                     .map(|l| parse_core_list("--cpu-ingest", &l))
@@ -479,6 +490,7 @@ fn bench(a: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             Some(l) => parse_core_list("--cpu-fanout", l)?,
             None => vec![1],
         },
+        lane_slots: a.lane_slots,
     };
     let report = pinfeed::bench::run(&opts)?;
     let mut out = std::io::stdout().lock();

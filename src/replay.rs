@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::book::{BookEngine, Disposition, SyncState};
 use crate::fanout::encode;
-use crate::model::{BookSide, Event, Exchange, Instruments, Stamps};
+use crate::model::{BookSide, Event, Exchange, InstrumentId, Instruments, Stamps};
 use crate::sim::recording::{Record, Recording};
 use crate::venue::{
     self, Channels, Feed, FrameKind, ParseError, VenueParser, feed_from_url,
@@ -93,6 +93,48 @@ struct Work {
     kind: WorkKind,
     data: Vec<u8>,
     recv: Stamps,
+}
+
+/// What one normalized line of [`Replay::run_lines`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineMeta {
+    /// Its instrument.
+    pub instrument: InstrumentId,
+    /// Its message type.
+    pub kind: LineKind,
+    /// Its `localTimestamp`: when the frame it came from was received, unix ns.
+    pub local_ts_ns: i64,
+}
+
+/// The message types `pinfeed replay --events-out` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineKind {
+    /// `trade`.
+    Trade,
+    /// `book_change`.
+    BookChange,
+    /// `book_ticker` (pinfeed's).
+    BookTicker,
+    /// `derivative_ticker`.
+    DerivativeTicker,
+    /// `liquidation`.
+    Liquidation,
+    /// `option_summary`.
+    OptionSummary,
+}
+
+impl LineKind {
+    /// The message's `type`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LineKind::Trade => "trade",
+            LineKind::BookChange => "book_change",
+            LineKind::BookTicker => "book_ticker",
+            LineKind::DerivativeTicker => "derivative_ticker",
+            LineKind::Liquidation => "liquidation",
+            LineKind::OptionSummary => "option_summary",
+        }
+    }
 }
 
 /// Recordings loaded and ready to run: instruments interned, books registered, frames copied.
@@ -216,7 +258,46 @@ impl Replay {
     /// [`ReplayError::Io`] when writing `events_out` fails.
     pub fn run<W: Write>(
         &mut self,
-        mut events_out: Option<&mut W>,
+        events_out: Option<&mut W>,
+        observe: impl FnMut(&Event, &BookEngine, &Instruments),
+    ) -> Result<(), ReplayError> {
+        let write_events = events_out.is_some();
+        let mut out_buf: Vec<u8> = Vec::with_capacity(1 << 20);
+        let mut events_out = events_out;
+        self.run_lines(
+            write_events,
+            |_, _, line| {
+                out_buf.extend_from_slice(line);
+                out_buf.push(b'\n');
+                match events_out.as_mut() {
+                    Some(out) if out_buf.len() > (1 << 19) => {
+                        out.write_all(&out_buf)?;
+                        out_buf.clear();
+                        Ok(())
+                    }
+                    _ => Ok(()),
+                }
+            },
+            observe,
+        )?;
+        if let Some(out) = events_out {
+            out.write_all(&out_buf)?;
+            out.flush()?;
+        }
+        Ok(())
+    }
+
+    /// [`Replay::run`] with each normalized event handed to `on_line` as one JSON line
+    /// (without its `\n`), what it is ([`LineMeta`]) and the instruments (to name its
+    /// instrument), in the order `--events-out` writes them; with `lines` false no line is
+    /// built and `on_line` is never called.
+    ///
+    /// # Errors
+    /// [`ReplayError::Io`]: the first error `on_line` returned (the replay stops there).
+    pub fn run_lines(
+        &mut self,
+        lines: bool,
+        mut on_line: impl FnMut(&LineMeta, &Instruments, &[u8]) -> std::io::Result<()>,
         mut observe: impl FnMut(&Event, &BookEngine, &Instruments),
     ) -> Result<(), ReplayError> {
         let work = std::mem::take(&mut self.work);
@@ -228,8 +309,8 @@ impl Replay {
         let mut book_msg: (bool, Stamps) = (false, Stamps::default());
         // the first half of an option ticker, until its second half
         let mut option_half: Option<crate::model::OptionHalf> = None;
-        let mut out_buf: Vec<u8> = Vec::with_capacity(1 << 20);
-        let write_events = events_out.is_some();
+        let write_events = lines;
+        let mut line_error: Option<std::io::Error> = None;
         for w in &work {
             let start = Instant::now();
             frame.clear();
@@ -252,20 +333,35 @@ impl Replay {
                     _ => {}
                 }
                 observe(&ev, engine, instruments);
-                if write_events {
+                if write_events && line_error.is_none() {
                     line.clear();
+                    let mut meta = LineMeta {
+                        instrument: InstrumentId(0),
+                        kind: LineKind::Trade,
+                        local_ts_ns: 0,
+                    };
+                    let mut set = |instrument, kind, local_ts_ns| {
+                        meta = LineMeta {
+                            instrument,
+                            kind,
+                            local_ts_ns,
+                        }
+                    };
                     match &ev {
                         Event::Trade(t) => {
                             let (e, s) = instruments.name(t.instrument);
                             encode::trade(&mut line, e, s, t);
+                            set(t.instrument, LineKind::Trade, t.stamps.recv_ts_ns);
                         }
                         Event::Liquidation(l) => {
                             let (e, s) = instruments.name(l.instrument);
                             encode::liquidation(&mut line, e, s, l);
+                            set(l.instrument, LineKind::Liquidation, l.stamps.recv_ts_ns);
                         }
                         Event::BookTicker(t) => {
                             let (e, s) = instruments.name(t.instrument);
                             encode::book_ticker(&mut line, e, s, t);
+                            set(t.instrument, LineKind::BookTicker, t.stamps.recv_ts_ns);
                         }
                         Event::DerivativeTicker(t) => {
                             let (e, s) = instruments.name(t.instrument);
@@ -275,6 +371,11 @@ impl Replay {
                             if is_derivatives(e) && !option && engine.last_ticker_changed() {
                                 if let Some(state) = engine.ticker(t.instrument) {
                                     encode::derivative_ticker(&mut line, e, s, state);
+                                    set(
+                                        t.instrument,
+                                        LineKind::DerivativeTicker,
+                                        t.stamps.recv_ts_ns,
+                                    );
                                 }
                             }
                         }
@@ -293,6 +394,7 @@ impl Replay {
                                     h,
                                     h.stamps.recv_ts_ns,
                                 );
+                                set(h.instrument, LineKind::OptionSummary, h.stamps.recv_ts_ns);
                             }
                         }
                         Event::BookBegin(b) => {
@@ -320,12 +422,14 @@ impl Replay {
                                     book_msg.1.exch_ts_ns,
                                     book_msg.1.recv_ts_ns,
                                 );
+                                set(end.instrument, LineKind::BookChange, book_msg.1.recv_ts_ns);
                             }
                         }
                     }
                     if !line.is_empty() {
-                        out_buf.extend_from_slice(&line);
-                        out_buf.push(b'\n');
+                        if let Err(e) = on_line(&meta, instruments, &line) {
+                            line_error = Some(e);
+                        }
                     }
                 }
             };
@@ -352,19 +456,15 @@ impl Replay {
                 }
             }
             report.elapsed_ns += start.elapsed().as_nanos() as u64;
-            if let Some(out) = events_out.as_mut() {
-                if out_buf.len() > (1 << 19) {
-                    out.write_all(&out_buf)?;
-                    out_buf.clear();
-                }
+            if line_error.is_some() {
+                break;
             }
         }
         self.work = work;
-        if let Some(out) = events_out {
-            out.write_all(&out_buf)?;
-            out.flush()?;
+        match line_error {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Gaps, checksum passes and failures, summed over the books of `feed` (all feeds when

@@ -18,6 +18,7 @@ fn exhausted_fds_do_not_kill_the_metrics_server() {
         run: Arc::new(RunStats::default()),
         fanout: None,
         latency: None,
+        replay: None,
     };
     let m = MetricsServer::start("127.0.0.1:0".parse().unwrap(), sources).unwrap();
     let addr = m.local_addr();

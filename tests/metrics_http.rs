@@ -16,6 +16,7 @@ fn server(limits: HttpLimits) -> MetricsServer {
         run: Arc::new(RunStats::default()),
         fanout: None,
         latency: None,
+        replay: None,
     };
     MetricsServer::start_with("127.0.0.1:0".parse().unwrap(), sources, limits).unwrap()
 }

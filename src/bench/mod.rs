@@ -122,6 +122,9 @@ pub struct BenchOptions {
     pub wait: WaitMode,
     /// Cores of the fan-out shards (`--cpu-fanout LIST`), one shard each. Default `[1]`.
     pub fanout_cores: Vec<usize>,
+    /// Slots of each trade lane (`--lane-slots N`, `[queues] lane_slots`); `None`: the
+    /// config default.
+    pub lane_slots: Option<usize>,
 }
 
 impl Default for BenchOptions {
@@ -141,6 +144,7 @@ impl Default for BenchOptions {
             pin: false,
             wait: WaitMode::Backoff,
             fanout_cores: vec![1],
+            lane_slots: None,
         }
     }
 }
@@ -245,6 +249,12 @@ impl BenchOptions {
             || self.fanout_cores.len() > crate::pipeline::slot::MAX_SHARDS
         {
             return invalid("--cpu-fanout", "1 to 64 cores");
+        }
+        if self
+            .lane_slots
+            .is_some_and(|n| !(16..=1 << 24).contains(&n))
+        {
+            return invalid("--lane-slots", "16 to 16777216 slots");
         }
         if let BenchInput::Recording { .. } = self.input
             && self.scenario == Scenario::Fanout
@@ -588,6 +598,9 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
     cfg.cpu.pin = opts.pin;
     cfg.cpu.wait = opts.wait;
     cfg.cpu.fanout = opts.fanout_cores.clone();
+    if let Some(n) = opts.lane_slots {
+        cfg.queues.lane_slots = n;
+    }
     let handle = run::start(
         &cfg,
         RunOptions {
@@ -673,6 +686,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
             WaitMode::Spin => "spin",
             WaitMode::Backoff => "backoff",
         },
+        lane_slots: cfg.queues.lane_slots,
         load: stats,
         engine_stages: stages,
         floor: FloorReport { ring, tcp, cores },
@@ -740,6 +754,22 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.starts_with("--duration:"), "{e}");
+        for (n, ok) in [
+            (15, false),
+            (16, true),
+            (1 << 24, true),
+            ((1 << 24) + 1, false),
+        ] {
+            let r = BenchOptions {
+                lane_slots: Some(n),
+                ..BenchOptions::default()
+            }
+            .validate();
+            assert_eq!(r.is_ok(), ok, "--lane-slots {n}: {r:?}");
+            if let Err(e) = r {
+                assert!(e.to_string().starts_with("--lane-slots:"), "{e}");
+            }
+        }
     }
 
     #[test]

@@ -117,6 +117,8 @@ pub struct BenchReport {
     pub scenario: Scenario,
     /// Wait strategy of the engine's hot threads (`backoff` or `spin`).
     pub wait: &'static str,
+    /// Slots of each trade lane.
+    pub lane_slots: usize,
     /// Target input rate, frames/s (`None`: as fast as possible).
     pub rate_target_per_s: Option<f64>,
     /// Upstream frames the engine received per second in the window.
@@ -202,6 +204,7 @@ pub(super) struct Parts {
     pub connected: usize,
     pub scenario: Scenario,
     pub wait: &'static str,
+    pub lane_slots: usize,
     pub load: LoadStats,
     pub engine_stages: BTreeMap<String, Quantiles>,
     pub floor: FloorReport,
@@ -269,6 +272,7 @@ pub(super) fn build(p: Parts) -> BenchReport {
         input: p.input,
         scenario: p.scenario,
         wait: p.wait,
+        lane_slots: p.lane_slots,
         rate_target_per_s: p.rate_target_per_s,
         rate_in_per_s: per_s(p.frames_in),
         events_out,
@@ -327,6 +331,7 @@ impl BenchReport {
                 Scenario::Split => "split",
             },
             "wait": self.wait,
+            "lane_slots": self.lane_slots,
             "rate_target": self.rate_target_per_s.map(|r| r.round()),
             "rate_in": self.rate_in_per_s.round(),
             "events_out": self.events_out,
@@ -558,6 +563,7 @@ mod tests {
             connected: 2,
             scenario: Scenario::All,
             wait: "backoff",
+            lane_slots: 8192,
             load,
             engine_stages: BTreeMap::new(),
             floor: FloorReport {

@@ -2,6 +2,8 @@
 //! subscriptions, the initial and recovered state of a client, and its removal.
 
 use std::io::{self, Read};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use mio::{Interest, Token};
 
@@ -207,13 +209,38 @@ impl Fanout {
     pub(super) fn on_head(&mut self, ci: u32, head: &[u8]) {
         match ws::parse_head(head) {
             ws::Handshake::Upgrade { target, key } => {
+                let mut busy: Option<String> = None;
+                if let Some(service) = &self.replay {
+                    let (path, query) = ws::route(target);
+                    if path == "/ws-replay-normalized" {
+                        match service.claim() {
+                            Some(claim) => {
+                                let (service, query, key) =
+                                    (service.clone(), query.to_string(), key.to_string());
+                                if let Some(c) = self.detach(ci) {
+                                    self.s.counters.replay_handoffs += 1;
+                                    hand_off_replay(c, service, claim, query, key);
+                                }
+                                return;
+                            }
+                            // every replay stream taken: upgrade, then close 1013 (try again)
+                            None => {
+                                service.stats.requests.fetch_add(1, Ordering::Relaxed);
+                                busy = Some(service.busy_reason());
+                            }
+                        }
+                    }
+                }
                 let mut response = Vec::with_capacity(160);
                 ws::accept_response(key, &mut response);
                 if let Some(c) = self.s.get(ci) {
                     c.push_raw(&response);
                 }
                 self.s.mark_dirty(ci);
-                self.open_session(ci, target);
+                match busy {
+                    Some(reason) => self.s.start_close(ci, 1013, &reason),
+                    None => self.open_session(ci, target),
+                }
             }
             other => {
                 let (kind, status) = match other {
@@ -679,9 +706,13 @@ impl Fanout {
 
     /// Drops a client: its socket closes and its subscriptions go.
     pub(super) fn remove(&mut self, ci: u32) {
-        let Some(mut c) = self.s.clients.get_mut(ci as usize).and_then(Option::take) else {
-            return;
-        };
+        drop(self.detach(ci));
+    }
+
+    /// Takes a client out of the shard (out of the poll, its subscriptions gone) and returns
+    /// it with its socket still open.
+    pub(super) fn detach(&mut self, ci: u32) -> Option<Client> {
+        let mut c = self.s.clients.get_mut(ci as usize).and_then(Option::take)?;
         let _ = self.poll.registry().deregister(&mut c.stream);
         if c.phase == Phase::Open && c.with_latency {
             self.s.latency_clients -= 1;
@@ -727,6 +758,7 @@ impl Fanout {
         self.reread.retain(|&x| x != ci);
         self.s.free.push(ci);
         self.s.live -= 1;
+        Some(c)
     }
 
     /// Removes snapshot series, imbalance streams and trade bar series nobody subscribes to
@@ -781,5 +813,23 @@ impl Fanout {
                 }
             }
         }
+    }
+}
+
+/// Gives a client whose upgrade asked for `/ws-replay-normalized` (nothing written to it yet)
+/// to the replay API as a blocking socket; a socket that cannot be made blocking is closed.
+fn hand_off_replay(
+    c: Client,
+    service: Arc<crate::replay_api::ReplayService>,
+    claim: crate::replay_api::Claim,
+    query: String,
+    key: String,
+) {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    // SAFETY: `into_raw_fd` gives up mio's ownership of the descriptor, so the std socket
+    // built from it is its only owner (closed once, when dropped).
+    let stream = unsafe { std::net::TcpStream::from_raw_fd(c.stream.into_raw_fd()) };
+    if stream.set_nonblocking(false).is_ok() {
+        service.ws(claim, stream, query, key);
     }
 }

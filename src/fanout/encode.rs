@@ -207,7 +207,7 @@ pub fn write_timestamp(out: &mut Vec<u8>, unix_ns: i64, millis_only: bool) {
 
 /// (year, month 1-12, day 1-31) to days since 1970-01-01, proleptic Gregorian.
 /// Algorithm: Howard Hinnant, "chrono-Compatible Low-Level Date Algorithms", `days_from_civil`.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;

@@ -44,6 +44,11 @@ pub struct OptionEntry {
     /// pinfeed: `withUpdateId`: `book_change` and `book_snapshot` carry `updateId`, the
     /// venue's update id (or sequence) of the book state they reflect.
     pub with_update_id: bool,
+    /// Replay only: `from` as sent (a string verbatim, any other value as its JSON text);
+    /// `None` when absent.
+    pub from: Option<String>,
+    /// Replay only: `to`, as `from`.
+    pub to: Option<String>,
 }
 
 /// A book snapshot series: `book_snapshot_{depth}_{n}{ms|s|m}`, `quote`, `quote_{n}{unit}`.
@@ -314,7 +319,19 @@ fn parse_entry(v: &Value) -> Result<OptionEntry, OptionsError> {
         with_update_id: truthy(obj.get("withUpdateId")),
         timer_snapshots: truthy(obj.get("timerSnapshots")),
         with_latency: truthy(obj.get("withLatency")),
+        from: obj.get("from").and_then(date_text),
+        to: obj.get("to").and_then(date_text),
     })
+}
+
+/// A replay date option as text: a string verbatim, `null` as absent, anything else as its
+/// JSON text (which then fails to parse as a date, as JavaScript's `Date.parse` fails on it).
+fn date_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
 }
 
 /// A non-negative decimal `digits[.digits]` times `multiplier`, when the product is a whole

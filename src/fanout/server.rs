@@ -183,6 +183,7 @@ pub struct Server {
     tuning: Tuning,
     instruments: Arc<Instruments>,
     latency: Option<StageRecorder>,
+    replay: Option<Arc<crate::replay_api::ReplayService>>,
 }
 
 impl Server {
@@ -267,6 +268,7 @@ impl Server {
             tuning,
             instruments,
             latency: None,
+            replay: None,
         })
     }
 
@@ -275,6 +277,12 @@ impl Server {
     /// and each client keeps a fixed queue of (end offset, stamps) completed by its writes.
     pub fn set_latency(&mut self, recorder: StageRecorder) {
         self.latency = Some(recorder);
+    }
+
+    /// Serves `/ws-replay-normalized` from `service` (without it, that path is an unknown
+    /// path: upgrade, then 1008).
+    pub fn set_replay(&mut self, service: Arc<crate::replay_api::ReplayService>) {
+        self.replay = Some(service);
     }
 
     /// The bound address (the real port when bound to port 0).
@@ -322,6 +330,7 @@ impl Server {
             tuning,
             instruments,
             latency,
+            replay,
             ..
         } = self;
         let FanoutInputs {
@@ -337,6 +346,7 @@ impl Server {
             s.conn = c;
         }
         f.shard = shard;
+        f.replay = replay;
         f.requests = requests;
         f.s.lat = latency;
         let mut events = Events::with_capacity(1024);
@@ -435,6 +445,8 @@ pub(super) struct Fanout {
     /// Accepted connections in handshake, oldest first: slot, deadline, source address.
     /// Entries whose slot moved on are skipped (compared by deadline).
     pub(super) pending: std::collections::VecDeque<(u32, Instant, std::net::IpAddr)>,
+    /// `/ws-replay-normalized`: connections asking for it are handed to it after their head.
+    pub(super) replay: Option<Arc<crate::replay_api::ReplayService>>,
 }
 
 impl Fanout {
@@ -490,6 +502,7 @@ impl Fanout {
             timer_streams: 0,
             next_timer_ns: i64::MAX,
             pending: std::collections::VecDeque::with_capacity(cfg.max_pending_handshakes),
+            replay: None,
         }
     }
 

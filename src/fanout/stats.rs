@@ -158,6 +158,9 @@ counters! {
     client_disconnects,
     /// Client data frames (text, binary) received and ignored.
     client_frames_ignored,
+    /// Upgrades to `/ws-replay-normalized` handed to the replay API (its own counters say
+    /// how they ended).
+    replay_handoffs,
     /// Options naming an exchange pinfeed does not serve.
     unknown_exchange,
     /// Options naming a symbol pinfeed does not serve on that exchange.

@@ -12,7 +12,10 @@
 //!   [`HttpLimits::max_request_bytes`]; longer gets `431` (counted as `too_large`);
 //! - a connection that has not sent a whole head within [`HttpLimits::request_timeout`], or
 //!   not taken its answer within the same time, is closed (counted as `timeouts`);
-//! - one request per connection (`Connection: close`); malformed requests get `400`.
+//! - one request per connection (`Connection: close`); malformed requests get `400`;
+//! - a handler may take a connection over ([`Reply::Stream`]): it leaves the poll as a
+//!   blocking `std` socket for the handler's own thread (the replay API's streamed answers),
+//!   and no longer counts against `max_connections`.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -67,6 +70,29 @@ pub struct HttpCounters {
 /// What a request gets: status, content type and body.
 pub type Answer = (u16, &'static str, String);
 
+/// A complete request head, as the handler sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// `GET`, `HEAD`, ...
+    pub method: &'a str,
+    /// The target up to its `?`.
+    pub path: &'a str,
+    /// The target after its `?` (empty without one).
+    pub query: &'a str,
+}
+
+/// Hands a connection over: called on the server thread with the connection as a blocking
+/// socket (its request head read, nothing written); it must not block (spawn a thread).
+pub type Takeover = Box<dyn FnOnce(std::net::TcpStream) + Send>;
+
+/// What the handler does with a request.
+pub enum Reply {
+    /// Answer it from the server thread and close.
+    Answer(Answer),
+    /// Take the connection over.
+    Stream(Takeover),
+}
+
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const FIRST_CONN: usize = 2;
@@ -98,8 +124,8 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Binds `addr` (port 0: any free port) and answers every request with `handler(method,
-    /// path)` (the path without its query) on a thread named `name`, counting into `counters`.
+    /// Binds `addr` (port 0: any free port) and answers every request with
+    /// `handler(&request)` on a thread named `name`, counting into `counters`.
     ///
     /// # Errors
     /// The bind, poll or thread spawn error.
@@ -111,7 +137,7 @@ impl HttpServer {
         handler: H,
     ) -> io::Result<Self>
     where
-        H: Fn(&str, &str) -> Answer + Send + 'static,
+        H: Fn(&Request) -> Reply + Send + 'static,
     {
         let mut listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
@@ -202,7 +228,7 @@ fn response(status: u16, kind: &str, body: &str, head_only: bool) -> Vec<u8> {
     out
 }
 
-impl<H: Fn(&str, &str) -> Answer> Worker<H> {
+impl<H: Fn(&Request) -> Reply> Worker<H> {
     fn run(&mut self, stop: &AtomicBool) {
         let mut events = Events::with_capacity(256);
         while !stop.load(Ordering::Relaxed) {
@@ -296,6 +322,22 @@ impl<H: Fn(&str, &str) -> Answer> Worker<H> {
         }
     }
 
+    /// Takes connection `i` out of the poll and gives it to `takeover` as a blocking socket;
+    /// a socket that cannot be made blocking is closed.
+    fn take_over(&mut self, i: usize, takeover: Takeover) {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        let Some(mut c) = self.conns.get_mut(i).and_then(Option::take) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        // SAFETY: `into_raw_fd` gives up mio's ownership of the descriptor, so the std socket
+        // built from it is its only owner (closed once, when dropped).
+        let stream = unsafe { std::net::TcpStream::from_raw_fd(c.stream.into_raw_fd()) };
+        if stream.set_nonblocking(false).is_ok() {
+            takeover(stream);
+        }
+    }
+
     fn close(&mut self, i: usize) {
         if let Some(mut c) = self.conns.get_mut(i).and_then(Option::take) {
             let _ = self.poll.registry().deregister(&mut c.stream);
@@ -367,9 +409,23 @@ impl<H: Fn(&str, &str) -> Answer> Worker<H> {
                 }
                 Ok(httparse::Status::Complete(_)) => {
                     let method = req.method.unwrap_or("");
-                    let path = req.path.unwrap_or("").split('?').next().unwrap_or("");
-                    let (status, kind, body) = (self.handler)(method, path);
-                    (status, kind, body, method == "HEAD")
+                    let target = req.path.unwrap_or("");
+                    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+                    let request = Request {
+                        method,
+                        path,
+                        query,
+                    };
+                    match (self.handler)(&request) {
+                        Reply::Answer((status, kind, body)) => {
+                            (status, kind, body, method == "HEAD")
+                        }
+                        Reply::Stream(takeover) => {
+                            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+                            self.take_over(i, takeover);
+                            return;
+                        }
+                    }
                 }
                 Err(_) => {
                     self.counters.malformed.fetch_add(1, Ordering::Relaxed);

@@ -16,7 +16,7 @@ use crate::pipeline::{ConnState, RunStats};
 use crate::venue::{FrameKind, ParseError};
 
 use super::exporter::Latency;
-use super::http::{HttpCounters, HttpLimits, HttpServer};
+use super::http::{HttpCounters, HttpLimits, HttpServer, Reply, Request};
 use super::recorder::Stage;
 
 /// The content type of the exposition format.
@@ -32,6 +32,9 @@ pub struct Sources {
     pub fanout: Option<ShardStats>,
     /// Stage latency (`None` or disabled: no latency families).
     pub latency: Option<Latency>,
+    /// The replay API (`[replay] dir`): `GET /replay-normalized` and its counters; `None`:
+    /// not served (404).
+    pub replay: Option<Arc<crate::replay_api::ReplayService>>,
 }
 
 /// Process memory from `/proc/self/status`: `(VmRSS, VmHWM)` in bytes; `None` where the file
@@ -120,6 +123,9 @@ pub fn render(src: &Sources) -> String {
     if let Some(l) = src.latency.as_ref().filter(|l| l.enabled()) {
         latency(&mut t, l);
     }
+    if let Some(r) = &src.replay {
+        replay(&mut t, r);
+    }
     let m = &src.run.memory;
     t.one(
         "pinfeed_allocator_trims_total",
@@ -148,6 +154,38 @@ pub fn render(src: &Sources) -> String {
         );
     }
     t.out
+}
+
+fn replay(t: &mut Text, r: &crate::replay_api::ReplayService) {
+    let s = &r.stats;
+    t.family(
+        "pinfeed_replay_requests_total",
+        "counter",
+        "GET /replay-normalized requests, by outcome (503 busy, 500 error, completed, aborted by the client; the rest are running).",
+    );
+    t.value(&[("outcome", "all")], load(&s.requests));
+    t.value(&[("outcome", "refused_busy")], load(&s.refused_busy));
+    t.value(&[("outcome", "error")], load(&s.errors));
+    t.value(&[("outcome", "completed")], load(&s.completed));
+    t.value(&[("outcome", "aborted")], load(&s.aborted));
+    t.one(
+        "pinfeed_replay_messages_total",
+        "counter",
+        "Lines sent by completed replay streams.",
+        load(&s.messages),
+    );
+    t.one(
+        "pinfeed_replay_bytes_total",
+        "counter",
+        "Body bytes sent by completed replay streams.",
+        load(&s.bytes),
+    );
+    t.one(
+        "pinfeed_replay_streams",
+        "gauge",
+        "Replay streams running now ([replay] max_streams at most).",
+        r.active() as u64,
+    );
 }
 
 fn queues(t: &mut Text, run: &RunStats) {
@@ -506,7 +544,12 @@ fn fanout(t: &mut Text, f: &ShardStats) {
         "Fan-out shards (threads owning client sockets).",
         f.shards.len() as u64,
     );
-    let counters: [(&'static str, &str, u64); 22] = [
+    let counters: [(&'static str, &str, u64); 23] = [
+        (
+            "pinfeed_fanout_replay_handoffs_total",
+            "Upgrades to /ws-replay-normalized handed to the replay API.",
+            c.replay_handoffs,
+        ),
         (
             "pinfeed_fanout_lane_messages_total",
             "Messages taken from the trade lanes (trades, liquidations, tickers).",
@@ -759,13 +802,20 @@ impl MetricsServer {
             "metrics-http",
             limits,
             counters,
-            move |method, path| {
+            move |request: &Request| {
                 // tardis-machine allows a trailing `/`
-                let path = match path.strip_suffix('/') {
+                let path = match request.path.strip_suffix('/') {
                     Some(p) if !p.is_empty() => p,
-                    _ => path,
+                    _ => request.path,
                 };
-                match (method, path) {
+                if let (Some(replay), "/replay-normalized") = (&sources.replay, path) {
+                    return if request.method == "GET" {
+                        replay.clone().http(request.query)
+                    } else {
+                        Reply::Answer((405, "text/plain", "method not allowed\n".into()))
+                    };
+                }
+                Reply::Answer(match (request.method, path) {
                     ("GET" | "HEAD", "/metrics") => {
                         let mut body = render(&sources);
                         render_http(&mut body, &own);
@@ -786,7 +836,7 @@ impl MetricsServer {
                         "text/plain",
                         "not found; try /metrics, /health-check or /ready\n".into(),
                     ),
-                }
+                })
             },
         )?;
         Ok(MetricsServer { server })

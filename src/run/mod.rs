@@ -19,6 +19,7 @@ pub use layout::{Layout, layout};
 use layout::{Queues, build_queues};
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -40,6 +41,7 @@ use crate::pipeline::book_thread::ShardOut;
 use crate::pipeline::pin::{self, PinError, PinnedThread};
 use crate::pipeline::stats::{BookResyncs, MemoryStats};
 use crate::pipeline::{BookThread, RunStats, WaitStrategy, Wakeup};
+use crate::replay_api::ReplayService;
 
 /// Why `pinfeed run` could not start. Each names the field, flag or address at fault.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +70,14 @@ pub enum RunError {
     Bind {
         /// The address.
         addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// `[replay] dir` (`--replay-dir`) cannot be read.
+    #[error("replay.dir {path}: {source}")]
+    ReplayDir {
+        /// The directory.
+        path: PathBuf,
         /// The cause.
         source: std::io::Error,
     },
@@ -246,6 +256,8 @@ pub struct RunHandle {
     trim: Option<JoinHandle<()>>,
     /// The address `/metrics` is served on, when it is.
     pub metrics_addr: Option<SocketAddr>,
+    /// The replay API, when `[replay] dir` is set.
+    pub replay: Option<Arc<ReplayService>>,
     latency: Latency,
     exporter: Option<ExporterHandle>,
     metrics: Option<MetricsServer>,
@@ -315,6 +327,22 @@ pub fn ensure_fd_budget(config: &Config) -> Result<(), RunError> {
 pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError> {
     ensure_fd_budget(config)?;
     crate::limits::fix_mmap_threshold();
+    let replay = match &config.replay.dir {
+        Some(dir) => {
+            crate::replay_api::capture_files(dir).map_err(|source| RunError::ReplayDir {
+                path: dir.clone(),
+                source,
+            })?;
+            if options.metrics_listen.is_none() {
+                eprintln!("pinfeed: replay.dir is set but the HTTP listener is off: no replay");
+            }
+            Some(Arc::new(ReplayService::new(
+                dir.clone(),
+                config.replay.limits(),
+            )))
+        }
+        None => None,
+    };
     let cpu = &config.cpu;
     if cpu.pin {
         let available = pin::available_cores()?;
@@ -385,6 +413,9 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
     let latency = exporter.latency();
     let mut servers = servers;
     for s in &mut servers {
+        if let Some(r) = &replay {
+            s.set_replay(r.clone());
+        }
         if let Some(rec) = exporter.recorder(&[
             Stage::AppliedToEncoded,
             Stage::EncodedToWritten,
@@ -402,6 +433,7 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
                 run: stats.clone(),
                 fanout: fanout_stats.clone(),
                 latency: Some(latency.clone()),
+                replay: replay.clone(),
             };
             match MetricsServer::start_with(addr, sources, config.metrics.limits()) {
                 Ok(m) => Some(m),
@@ -609,6 +641,7 @@ pub fn start(config: &Config, options: RunOptions) -> Result<RunHandle, RunError
         status,
         trim,
         metrics_addr,
+        replay,
         latency,
         exporter: Some(exporter),
         metrics,
