@@ -825,11 +825,7 @@ fn hand_off_replay(
     query: String,
     key: String,
 ) {
-    use std::os::fd::{FromRawFd, IntoRawFd};
-    // SAFETY: `into_raw_fd` gives up mio's ownership of the descriptor, so the std socket
-    // built from it is its only owner (closed once, when dropped).
-    let stream = unsafe { std::net::TcpStream::from_raw_fd(c.stream.into_raw_fd()) };
-    if stream.set_nonblocking(false).is_ok() {
+    if let Some(stream) = crate::metrics::into_blocking(c.stream) {
         service.ws(claim, stream, query, key);
     }
 }

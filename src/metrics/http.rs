@@ -93,6 +93,16 @@ pub enum Reply {
     Stream(Takeover),
 }
 
+/// A (deregistered) mio socket as a blocking `std` one, for a thread of its own; `None`
+/// (the socket closed) when it cannot be made blocking.
+pub fn into_blocking(stream: TcpStream) -> Option<std::net::TcpStream> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    // SAFETY: `into_raw_fd` gives up mio's ownership of the descriptor, so the std socket
+    // built from it is its only owner (closed once, when dropped).
+    let stream = unsafe { std::net::TcpStream::from_raw_fd(stream.into_raw_fd()) };
+    stream.set_nonblocking(false).ok().map(|()| stream)
+}
+
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const FIRST_CONN: usize = 2;
@@ -325,15 +335,11 @@ impl<H: Fn(&Request) -> Reply> Worker<H> {
     /// Takes connection `i` out of the poll and gives it to `takeover` as a blocking socket;
     /// a socket that cannot be made blocking is closed.
     fn take_over(&mut self, i: usize, takeover: Takeover) {
-        use std::os::fd::{FromRawFd, IntoRawFd};
         let Some(mut c) = self.conns.get_mut(i).and_then(Option::take) else {
             return;
         };
         let _ = self.poll.registry().deregister(&mut c.stream);
-        // SAFETY: `into_raw_fd` gives up mio's ownership of the descriptor, so the std socket
-        // built from it is its only owner (closed once, when dropped).
-        let stream = unsafe { std::net::TcpStream::from_raw_fd(c.stream.into_raw_fd()) };
-        if stream.set_nonblocking(false).is_ok() {
+        if let Some(stream) = into_blocking(c.stream) {
             takeover(stream);
         }
     }

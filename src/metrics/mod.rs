@@ -32,7 +32,9 @@ pub use exporter::{
     Exporter, ExporterError, ExporterHandle, Latency, LatencyConfig, LatencySnapshot,
     StageQuantiles,
 };
-pub use http::{Answer, HttpCounters, HttpLimits, HttpServer, Reply, Request, Takeover};
+pub use http::{
+    Answer, HttpCounters, HttpLimits, HttpServer, Reply, Request, Takeover, into_blocking,
+};
 pub use prom::{CONTENT_TYPE, MetricsServer, Sources, process_memory_bytes, render};
 pub use recorder::{
     HIGHEST_NS, Interval, LOWEST_NS, SIGNIFICANT_DIGITS, Stage, StageRecorder, new_histogram,
