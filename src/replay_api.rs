@@ -736,6 +736,26 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_over_max_buffer_bytes_is_an_error() {
+        let dir = crate::sim::recording::data_dir().join("recordings");
+        let q = query(
+            r#"{"exchange":"deribit","dataTypes":["trade","book_change"],"from":"2000-01-01","to":"2100-01-01"}"#,
+        );
+        let filters = parse_request(&q).unwrap();
+        let (body, lines) = collect(&dir, &filters, 512 << 20).unwrap();
+        assert!(
+            lines > 10 && body.len() > 4096,
+            "{lines} lines, {} bytes",
+            body.len()
+        );
+        // one byte short of the whole answer: refused, nothing partial
+        let e = collect(&dir, &filters, body.len() - 1).unwrap_err();
+        assert_eq!(e.status, 500);
+        assert!(e.message.contains("max_buffer_bytes"), "{}", e.message);
+        assert_eq!(collect(&dir, &filters, body.len()).unwrap().0, body);
+    }
+
+    #[test]
     fn max_streams_bounds_claims() {
         let service = Arc::new(ReplayService::new(
             PathBuf::from("."),
