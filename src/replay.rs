@@ -123,20 +123,6 @@ pub enum LineKind {
     OptionSummary,
 }
 
-impl LineKind {
-    /// The message's `type`.
-    pub fn name(self) -> &'static str {
-        match self {
-            LineKind::Trade => "trade",
-            LineKind::BookChange => "book_change",
-            LineKind::BookTicker => "book_ticker",
-            LineKind::DerivativeTicker => "derivative_ticker",
-            LineKind::Liquidation => "liquidation",
-            LineKind::OptionSummary => "option_summary",
-        }
-    }
-}
-
 /// Recordings loaded and ready to run: instruments interned, books registered, frames copied.
 pub struct Replay {
     /// Every instrument the recordings subscribed.
@@ -289,14 +275,14 @@ impl Replay {
 
     /// [`Replay::run`] with each normalized event handed to `on_line` as one JSON line
     /// (without its `\n`), what it is ([`LineMeta`]) and the instruments (to name its
-    /// instrument), in the order `--events-out` writes them; with `lines` false no line is
+    /// instrument), in the order `--events-out` writes them; with `write_events` false no line is
     /// built and `on_line` is never called.
     ///
     /// # Errors
     /// [`ReplayError::Io`]: the first error `on_line` returned (the replay stops there).
     pub fn run_lines(
         &mut self,
-        lines: bool,
+        write_events: bool,
         mut on_line: impl FnMut(&LineMeta, &Instruments, &[u8]) -> std::io::Result<()>,
         mut observe: impl FnMut(&Event, &BookEngine, &Instruments),
     ) -> Result<(), ReplayError> {
@@ -309,7 +295,6 @@ impl Replay {
         let mut book_msg: (bool, Stamps) = (false, Stamps::default());
         // the first half of an option ticker, until its second half
         let mut option_half: Option<crate::model::OptionHalf> = None;
-        let write_events = lines;
         let mut line_error: Option<std::io::Error> = None;
         for w in &work {
             let start = Instant::now();
